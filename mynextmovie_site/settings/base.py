@@ -99,16 +99,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=VAR_DIR / "staticfiles")
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 MEDIA_URL = "media/"
-MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=VAR_DIR / "media")
+MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
 # Where `import_movielens --download` keeps the archives it fetched.
-MOVIELENS_DOWNLOAD_DIR = env.path("MOVIELENS_DOWNLOAD_DIR", default=VAR_DIR / "downloads")
+MOVIELENS_DOWNLOAD_DIR = Path(env.str("MOVIELENS_DOWNLOAD_DIR", default=str(VAR_DIR / "downloads")))
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,6 @@
 """Settings for running the site on your own machine (`./dev run`, `manage.py`)."""
 from .base import *  # noqa: F403
+from .base import STATIC_ROOT
 from .base import DEBUG, DEVELOPMENT_KEY_PREFIX, SECRET_KEY, require_production_secret_key
 
 if DEBUG and not SECRET_KEY:
@@ -14,3 +15,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+# WhiteNoise also serves STATIC_ROOT; an empty one is fine here (files come from the finders).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)

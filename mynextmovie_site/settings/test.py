@@ -1,5 +1,6 @@
 """Settings for the test suite (pytest-django). DATABASE_URL picks SQLite or PostgreSQL."""
 from .base import *  # noqa: F403
+from .base import STATIC_ROOT
 from .base import DEVELOPMENT_KEY_PREFIX
 
 SECRET_KEY = f"{DEVELOPMENT_KEY_PREFIX}-test-only"
@@ -12,3 +13,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+
+# WhiteNoise also serves STATIC_ROOT; an empty one is fine here (files come from the finders).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
