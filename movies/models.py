@@ -1,9 +1,17 @@
+import unicodedata
+
 from django.conf import settings
 from django.db import models
 
 # Ratings are half stars from 0.5 to 5.0; the database enforces it so no code path can store another value.
 RATING_SCORES = tuple(step / 2 for step in range(1, 11))
 MIN_SCORE, MAX_SCORE = RATING_SCORES[0], RATING_SCORES[-1]
+
+
+def searchable(text: str) -> str:
+    """'Amélie' and 'AMELIE' both become 'amelie'."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 class Genre(models.Model):
@@ -16,10 +24,21 @@ class Genre(models.Model):
         return self.name
 
 
+class MovieQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        # bulk_create skips save(): derive the search key here too, so no creation path leaves it empty.
+        objs = list(objs)
+        for movie in objs:
+            movie.search_title = searchable(movie.title)
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class Movie(models.Model):
     movielens_id = models.PositiveIntegerField("MovieLens id", unique=True)
     # Long enough for every MovieLens release (ML-32M's longest title is under 300 characters).
     title = models.CharField(max_length=500, db_index=True)
+    # Lower-case, accents stripped: case- and accent-insensitive search that works the same on SQLite and PostgreSQL.
+    search_title = models.CharField(max_length=500, db_index=True, editable=False, default="")
     year = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
     release_date = models.DateField(null=True, blank=True)
     imdb_id = models.CharField("IMDb id", max_length=16, blank=True, help_text="For example tt0114709.")
@@ -31,11 +50,17 @@ class Movie(models.Model):
     rating_count = models.PositiveIntegerField(default=0, editable=False, db_index=True)
     rating_mean = models.FloatField(null=True, blank=True, editable=False)
 
+    objects = MovieQuerySet.as_manager()
+
     class Meta:
         ordering = ("title", "year")
 
     def __str__(self) -> str:
         return f"{self.title} ({self.year})" if self.year else self.title
+
+    def save(self, *args, **kwargs):
+        self.search_title = searchable(self.title)
+        super().save(*args, **kwargs)
 
     @property
     def imdb_link(self) -> str:
@@ -103,3 +128,26 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release} imported {self.finished_at:%Y-%m-%d %H:%M}"
+
+
+class WatchlistItem(models.Model):
+    """A movie the user wants to watch: kept out of recommendations until rated or removed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watchlist", db_index=False)
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="+")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-added_at",)
+        constraints = [models.UniqueConstraint(fields=("user", "movie"), name="watchlist_once_per_movie")]
+
+
+class NotInterested(models.Model):
+    """A movie the user asked never to be recommended again."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="not_interested", db_index=False)
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="+")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("user", "movie"), name="not_interested_once_per_movie")]

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from .importer import DatasetError, open_dataset
 from .importer.readers import MovieRecord, RatingChunk, Reader, TagRecord, UserRecord, reader_for
-from .models import Genre, ImportRun, Movie, Rating, Tag
+from .models import RATING_SCORES, Genre, ImportRun, Movie, NotInterested, Rating, Tag, WatchlistItem
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _import_movies(reader: Reader, run: ImportRun) -> dict[int, int]:
     run.movies_updated = len(changed) - run.movies_created
     Movie.objects.bulk_create(
         [Movie(movielens_id=m.movielens_id, **dict(zip(fields, _movie_values(m)))) for m in changed],
-        update_conflicts=True, unique_fields=["movielens_id"], update_fields=list(fields), batch_size=_WRITE_BATCH,
+        update_conflicts=True, unique_fields=["movielens_id"], update_fields=[*fields, "search_title"], batch_size=_WRITE_BATCH,
     )
     movie_pks = dict(Movie.objects.values_list("movielens_id", "pk"))
     changed_pks = [movie_pks[m.movielens_id] for m in changed]
@@ -284,3 +284,59 @@ def _import_tags(reader: Reader, movie_pks: dict[int, int], users: _UserImporter
             batch = []
     Tag.objects.bulk_create(batch, ignore_conflicts=True)
     run.tags_created = Tag.objects.count() - before
+
+
+# ------------------------------------------------------------------------------------------- site ratings
+
+
+class RatingError(ValueError):
+    """A rating the site refuses, with a message fit to show the person who sent it."""
+
+
+def parse_score(value: object) -> float:
+    """Accept 0.5 to 5 in half-star steps, from a form string or a number; anything else is a clear error."""
+    try:
+        score = float(str(value).strip().replace(",", "."))
+    except ValueError:
+        raise RatingError(f"{value!r} is not a number of stars: choose 0.5 to 5 in half-star steps.") from None
+    if score != score or score not in RATING_SCORES:  # NaN, out of range or not a half step
+        raise RatingError(f"{value} stars is not a rating: choose 0.5 to 5 in half-star steps.")
+    return score
+
+
+@transaction.atomic
+def rating_set(*, user, movie: Movie, score: object) -> Rating:
+    """Create or change the user's rating of a movie; the movie leaves their watchlist once rated."""
+    stars = parse_score(score)
+    rating, _ = Rating.objects.update_or_create(user=user, movie=movie, defaults={"score": stars, "rated_at": timezone.now()})
+    WatchlistItem.objects.filter(user=user, movie=movie).delete()
+    movie_refresh_rating_stats(movie_ids=[movie.pk])
+    return rating
+
+
+@transaction.atomic
+def rating_delete(*, user, movie: Movie) -> bool:
+    deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
+    if deleted:
+        movie_refresh_rating_stats(movie_ids=[movie.pk])
+    return bool(deleted)
+
+
+def watchlist_add(*, user, movie: Movie) -> WatchlistItem:
+    if Rating.objects.filter(user=user, movie=movie).exists():
+        raise RatingError(f"You have already rated {movie}; the watchlist is for movies you have not seen.")
+    item, _ = WatchlistItem.objects.get_or_create(user=user, movie=movie)
+    return item
+
+
+def watchlist_remove(*, user, movie: Movie) -> bool:
+    return bool(WatchlistItem.objects.filter(user=user, movie=movie).delete()[0])
+
+
+def not_interested_add(*, user, movie: Movie) -> NotInterested:
+    item, _ = NotInterested.objects.get_or_create(user=user, movie=movie)
+    return item
+
+
+def not_interested_remove(*, user, movie: Movie) -> bool:
+    return bool(NotInterested.objects.filter(user=user, movie=movie).delete()[0])

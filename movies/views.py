@@ -1,11 +1,239 @@
-from django.shortcuts import render
+"""Site pages: guest and personal home, catalogue, movie pages, ratings, watchlist, history.
 
-from .selectors import catalogue_counts, import_run_latest, movie_list_most_rated
+Every write is a POST with CSRF, works without JavaScript (POST, redirect, GET) and, with htmx, updates the
+page in place. API-style callers (Accept: application/json) get JSON with a 4xx status and a clear message.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from recommender.models import RecommendationLog
+from recommender.recommendations import SOURCE_POPULAR, personal_recommendations, popular_movies, similar_movies
+
+from . import selectors, services
+from .forms import CatalogueFilterForm, MovieChoiceForm, RatingForm
+from .models import Movie
+
+PAGE_STEP = 4  # the design report shows four movies; "show more" adds four at a time
+MAX_SHOWN = 48
+ONBOARDING_TARGET = 5  # ratings a newcomer gives before personal recommendations (as MovieLens does)
 
 
-def home(request):
-    return render(
-        request,
-        "movies/home.html",
-        {"counts": catalogue_counts(), "movies": movie_list_most_rated(), "latest_import": import_run_latest()},
+def _shown_count(request: HttpRequest) -> int:
+    try:
+        return max(PAGE_STEP, min(int(request.GET.get("show", PAGE_STEP)), MAX_SHOWN))
+    except ValueError:
+        return PAGE_STEP
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return fallback
+
+
+def _done(request: HttpRequest, *, ok: bool, message: str, fallback: str, status: int = 400, payload: dict | None = None) -> HttpResponse:
+    """One way to answer every write: JSON for API-style callers, else a message and a redirect back."""
+    if _wants_json(request):
+        return JsonResponse({"ok": True, "message": message, **(payload or {})} if ok else {"ok": False, "error": message}, status=200 if ok else status)
+    (messages.success if ok else messages.error)(request, message)
+    return redirect(_safe_next(request, fallback), permanent=False)
+
+
+def _login_required_for_writes(view):
+    """Anonymous writes get a clear answer: 401 JSON for API-style callers, else the log-in page."""
+
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            if _wants_json(request):
+                return JsonResponse({"ok": False, "error": "Log in to rate movies and keep lists."}, status=401)
+            messages.info(request, "Log in (or sign up) to rate movies and get personal recommendations.")
+            return redirect(f"{reverse('accounts:login')}?{urlencode({'next': _safe_next(request, reverse('movies:home'))})}")
+        return view(request, *args, **kwargs)
+
+    wrapped.__name__ = view.__name__
+    return wrapped
+
+
+# ------------------------------------------------------------------------------------------- home
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return _personal_home(request)
+    return top_rated(request)
+
+
+@require_GET
+def top_rated(request: HttpRequest) -> HttpResponse:
+    """Guest mode: pick a genre (or all) and see its best-rated movies by damped average."""
+    genres = list(selectors.genre_list())
+    genre = None
+    if request.GET.get("genre"):
+        genre = next((g for g in genres if str(g.pk) == request.GET["genre"]), None)
+        if genre is None:
+            messages.error(request, "There is no such genre; showing all genres.")
+    shown = _shown_count(request)
+    movies = list(popular_movies(limit=shown + 1, genre_id=genre.pk if genre else None))
+    return render(request, "movies/top_rated.html", {
+        "genres": genres, "genre": genre, "movies": movies[:shown], "has_more": len(movies) > shown, "next_show": shown + PAGE_STEP,
+        "scores": selectors.user_scores(user=request.user, movie_ids=[m.pk for m in movies]),
+    })
+
+
+def _personal_home(request: HttpRequest) -> HttpResponse:
+    rated_count = request.user.ratings.count()
+    if rated_count < ONBOARDING_TARGET:
+        candidates = selectors.onboarding_movies(user=request.user, limit=12)
+        return render(request, "movies/onboarding.html", {
+            "movies": candidates, "rated_count": rated_count, "target": ONBOARDING_TARGET, "remaining": ONBOARDING_TARGET - rated_count,
+            "scores": {},
+        })
+    shown = _shown_count(request)
+    recommended = personal_recommendations(user=request.user, limit=shown)
+    return render(request, "movies/recommendations.html", {
+        "recommendations": recommended, "next_show": shown + PAGE_STEP, "has_more": len(recommended) == shown and shown < MAX_SHOWN,
+        "from_popular": bool(recommended) and recommended[0].source == SOURCE_POPULAR, "rated_count": rated_count,
+    })
+
+
+# ------------------------------------------------------------------------------------------- catalogue
+
+
+@require_GET
+def catalogue(request: HttpRequest) -> HttpResponse:
+    form = CatalogueFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    movies = selectors.movie_search(
+        query=filters.get("q") or "", genre_id=filters["genre"].pk if filters.get("genre") else None,
+        year=filters.get("year"), sort=filters.get("sort") or "popular",
     )
+    page = Paginator(movies, 24).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "movies/catalogue.html", {
+        "form": form, "page": page, "query_string": query.urlencode(),
+        "scores": selectors.user_scores(user=request.user, movie_ids=[m.pk for m in page]),
+    })
+
+
+@require_GET
+def movie_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    movie = get_object_or_404(Movie.objects.prefetch_related("genres"), pk=pk)
+    distribution = selectors.rating_distribution(movie=movie)
+    own = selectors.user_rating_of(user=request.user, movie=movie)
+    on_watchlist = request.user.is_authenticated and request.user.watchlist.filter(movie=movie).exists()
+    return render(request, "movies/movie_detail.html", {
+        "movie": movie, "distribution": distribution, "most_common": max((n for _, n in distribution), default=0),
+        "own_rating": own, "on_watchlist": on_watchlist, "similar": similar_movies(movie=movie, limit=8),
+        "scores": {movie.pk: own.score} if own else {},
+    })
+
+
+# ------------------------------------------------------------------------------------------- writes
+
+
+@require_POST
+@_login_required_for_writes
+def rate(request: HttpRequest) -> HttpResponse:
+    form = RatingForm(request.POST)
+    if not form.is_valid():
+        errors = [message for field_errors in form.errors.values() for message in field_errors]
+        return _done(request, ok=False, message=" ".join(errors), fallback=reverse("movies:home"))
+    movie, score = form.cleaned_data["movie"], form.cleaned_data["score"]
+    services.rating_set(user=request.user, movie=movie, score=score)
+    return _done(
+        request, ok=True, message=f"You rated {movie} {score:g} star{'' if score == 1 else 's'}.", fallback=reverse("movies:home"),
+        payload={"movie": movie.pk, "score": score},
+    )
+
+
+@require_POST
+@_login_required_for_writes
+def rating_delete(request: HttpRequest) -> HttpResponse:
+    form = MovieChoiceForm(request.POST)
+    if not form.is_valid():
+        return _done(request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:my_ratings"))
+    movie = form.cleaned_data["movie"]
+    if not services.rating_delete(user=request.user, movie=movie):
+        return _done(request, ok=False, message=f"You had not rated {movie}.", fallback=reverse("movies:my_ratings"), status=404)
+    return _done(request, ok=True, message=f"Your rating of {movie} was removed.", fallback=reverse("movies:my_ratings"))
+
+
+def _movie_list_action(add, remove, added: str, removed: str):
+    @require_POST
+    @_login_required_for_writes
+    def view(request: HttpRequest) -> HttpResponse:
+        form = MovieChoiceForm(request.POST)
+        if not form.is_valid():
+            return _done(request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:home"))
+        movie = form.cleaned_data["movie"]
+        try:
+            if request.POST.get("action") == "remove":
+                remove(user=request.user, movie=movie)
+                message = removed.format(movie=movie)
+            else:
+                add(user=request.user, movie=movie)
+                message = added.format(movie=movie)
+        except services.RatingError as error:
+            return _done(request, ok=False, message=str(error), fallback=reverse("movies:home"))
+        return _done(request, ok=True, message=message, fallback=reverse("movies:home"), payload={"movie": movie.pk})
+
+    return view
+
+
+watchlist_toggle = _movie_list_action(
+    services.watchlist_add, services.watchlist_remove, "{movie} is on your watchlist.", "{movie} left your watchlist."
+)
+not_interested_toggle = _movie_list_action(
+    services.not_interested_add, services.not_interested_remove,
+    "{movie} will not be recommended to you again.", "{movie} can be recommended to you again.",
+)
+
+
+# ------------------------------------------------------------------------------------------- my pages
+
+
+@login_required
+@require_GET
+def my_ratings(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.user_ratings(user=request.user), 25).get_page(request.GET.get("page"))
+    return render(request, "movies/my_ratings.html", {"page": page, "scores": {r.movie_id: r.score for r in page}})
+
+
+@login_required
+@require_GET
+def about_my_ratings(request: HttpRequest) -> HttpResponse:
+    return render(request, "movies/about_my_ratings.html", {"summary": selectors.user_rating_summary(user=request.user)})
+
+
+@login_required
+@require_GET
+def my_watchlist(request: HttpRequest) -> HttpResponse:
+    return render(request, "movies/watchlist.html", {"items": selectors.watchlist(user=request.user)})
+
+
+@login_required
+@require_GET
+def recommendation_history(request: HttpRequest) -> HttpResponse:
+    entries = RecommendationLog.objects.filter(user=request.user).select_related("movie", "model_version")
+    page = Paginator(entries, 30).get_page(request.GET.get("page"))
+    return render(request, "movies/history.html", {"page": page, "scores": selectors.user_scores(user=request.user, movie_ids=[e.movie_id for e in page])})
+
+

@@ -6,5 +6,6 @@ admin.site.site_title = "MyNextMovie admin"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
     path("", include("movies.urls")),
 ]

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "accounts",
     "movies",
     "recommender",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -40,6 +41,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a flagged lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out client is refused before its password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "mynextmovie_site.urls"
@@ -137,3 +146,31 @@ def require_production_secret_key(secret_key: str, debug: bool) -> None:
             "not starting with 'django-insecure'). Generate one with: python -c "
             "\"from django.core.management.utils import get_random_secret_key as k; print(k())\""
         )
+
+# Recommender
+RECOMMENDER_VERSION_CHECK_SECONDS = env.float("RECOMMENDER_VERSION_CHECK_SECONDS", default=5.0)
+RECOMMENDER_POPULAR_MIN_RATINGS = env.int("RECOMMENDER_POPULAR_MIN_RATINGS", default=20)
+RECOMMENDER_POPULAR_DAMPING = env.float("RECOMMENDER_POPULAR_DAMPING", default=20.0)
+
+# Accounts
+from datetime import timedelta  # kept with the block that needs it
+
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "movies:home"
+LOGOUT_REDIRECT_URL = "movies:home"
+# Password reset links stay valid for a day (Django's default is three).
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
+
+# django-axes: throttle repeated failed log-ins. Attempts are counted per username and client IP together,
+# so a stranger cannot lock a real person out from elsewhere and unknown usernames lock out exactly like
+# real ones (the lockout page never tells whether an account exists).
+AXES_FAILURE_LIMIT = env.int("ACCOUNTS_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("ACCOUNTS_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Our own page (HTTP 429) that says how long to wait and offers a password reset.
+AXES_LOCKOUT_CALLABLE = "accounts.views.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip_address"
+# Behind N reverse proxies that each append to X-Forwarded-For, the client is the Nth address from the right;
+# 0 (the default) uses REMOTE_ADDR. Never set it higher than the proxies really there: clients can forge the rest.
+ACCOUNTS_TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)

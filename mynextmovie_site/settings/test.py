@@ -16,3 +16,7 @@ WHITENOISE_USE_FINDERS = True
 
 # WhiteNoise also serves STATIC_ROOT; an empty one is fine here (files come from the finders).
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# Django's test client logs in without a request, which django-axes refuses; tests/accounts switches it back on
+# to exercise the real throttling end to end.
+AXES_ENABLED = False

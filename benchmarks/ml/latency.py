@@ -1,0 +1,81 @@
+"""Serving latency of the NumPy forward pass + top-N for one user with 100 ratings.
+
+    .venv/bin/python benchmarks/ml/latency.py
+
+Weights are random (latency does not depend on their values) but shaped like the shipped
+default architecture (no hidden layers, 600-d latent, ranking + rating heads) for ML-100K
+(1,682 movies) and for a 60,000-movie catalogue, plus the 600-200 Mult-VAE with the optional
+movie-to-movie path at ML-100K size.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from recommender.ml.inference import VAERecommender  # noqa: E402
+
+
+def random_weights(n_items: int, encoder_units: tuple[int, ...], latent_dim: int, item_item: bool) -> dict:
+    rng = np.random.default_rng(0)
+    widths = [n_items, *encoder_units, latent_dim, *reversed(encoder_units)]
+    names = [f"encoder_dense_{i}" for i in range(len(encoder_units))] + ["z_mean"]
+    names += [f"decoder_dense_{i}" for i in range(len(encoder_units))]
+    weights = {}
+    for name, fan_in, fan_out in zip(names, widths[:-1], widths[1:]):
+        weights[f"{name}_kernel"] = rng.normal(0, 0.05, (fan_in, fan_out)).astype(np.float32)
+        weights[f"{name}_bias"] = np.zeros(fan_out, np.float32)
+    for head in ("ranking_logits", "rating"):
+        weights[f"{head}_kernel"] = rng.normal(0, 0.05, (widths[-1], n_items)).astype(np.float32)
+        weights[f"{head}_bias"] = np.zeros(n_items, np.float32)
+    if item_item:
+        weights["item_item_kernel"] = rng.normal(0, 0.01, (n_items, n_items)).astype(np.float32)
+    weights["metadata"] = np.array(
+        json.dumps(
+            {
+                "n_items": n_items,
+                "input_mode": "implicit",
+                "activation": "tanh",
+                "leaky_relu_slope": 0.2,
+                "n_encoder_layers": len(encoder_units),
+                "n_decoder_layers": len(encoder_units),
+                "rating_output": "linear",
+                "normalization": "minmax",
+                "rating_user_offset_damping": 10.0,
+            }
+        )
+    )
+    return weights
+
+
+def measure(recommender: VAERecommender, n_ratings: int = 100, repeats: int = 200) -> dict[str, float]:
+    rng = np.random.default_rng(1)
+    timings = []
+    for _ in range(repeats):
+        items = rng.choice(recommender.n_items, n_ratings, replace=False)
+        ratings = {int(item): float(rng.integers(1, 6)) for item in items}
+        started = time.perf_counter()
+        recommender.recommend(ratings, n=10)
+        timings.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": float(np.percentile(timings, 50)), "p95_ms": float(np.percentile(timings, 95))}
+
+
+def main() -> None:
+    cases = {
+        "default, ML-100K size (1,682 movies)": random_weights(1682, (), 600, item_item=False),
+        "default, 60,000 movies": random_weights(60_000, (), 600, item_item=False),
+        "600-200 + movie-to-movie path, 1,682 movies": random_weights(1682, (600,), 200, item_item=True),
+    }
+    for name, weights in cases.items():
+        figures = measure(VAERecommender(weights))
+        print(f"{name}: p50 {figures['p50_ms']:.2f} ms, p95 {figures['p95_ms']:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

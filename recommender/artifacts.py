@@ -1,0 +1,55 @@
+"""A model version's files, kept in Django's default storage (local disk now, S3-compatible storage by
+configuration) and checked against the SHA-256 recorded when they were written."""
+from __future__ import annotations
+
+import hashlib
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+KERAS_MODEL = "model.keras"
+SERVING_WEIGHTS = "weights.npz"
+MOVIE_INDEX = "movie_index.json"
+HISTORY = "history.json"
+LOSS_PLOT = "loss.png"
+METADATA = "metadata.json"
+
+ARTIFACT_ROOT = "models"
+
+
+class ArtifactError(Exception):
+    """A model file is missing or its content does not match its recorded checksum."""
+
+
+def sha256_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def artifact_folder(version_id: int) -> str:
+    return f"{ARTIFACT_ROOT}/v{version_id:05d}"
+
+
+def artifact_write(*, folder: str, name: str, content: bytes) -> str:
+    """Write (or replace) one file; returns its SHA-256."""
+    path = f"{folder}/{name}"
+    if default_storage.exists(path):
+        default_storage.delete(path)
+    saved_as = default_storage.save(path, ContentFile(content))
+    if saved_as != path:  # a storage that renames on collision would break the recorded layout
+        raise ArtifactError(f"storage saved {path} as {saved_as}")
+    return sha256_of(content)
+
+
+def artifact_read(*, folder: str, name: str, expected_sha256: str | None) -> bytes:
+    path = f"{folder}/{name}"
+    try:
+        with default_storage.open(path, "rb") as handle:
+            content = handle.read()
+    except (FileNotFoundError, OSError) as error:
+        raise ArtifactError(f"{path} is missing from storage ({error})") from error
+    if expected_sha256 is None:
+        raise ArtifactError(f"{path} has no recorded checksum")
+    actual = sha256_of(content)
+    if actual != expected_sha256:
+        raise ArtifactError(f"{path} is corrupt: SHA-256 {actual} does not match the recorded {expected_sha256}")
+    return content

@@ -1,0 +1,96 @@
+"""manage.py evaluate_model: cross-validate the VAE against baselines on the ratings in the database."""
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from recommender.selectors import rating_snapshot
+
+
+def read_official_splits(folder: Path) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
+    """ML-100K's u1..u5 base/test files as (train, test) matrices indexed by MovieLens ids - 1."""
+    from recommender.ml.data import rating_matrix
+
+    frames = {}
+    for n in range(1, 6):
+        for part in ("base", "test"):
+            path = folder / f"u{n}.{part}"
+            if not path.exists():
+                raise CommandError(f"{path} is missing: --splits needs the ML-100K folder with u1.base ... u5.test")
+            frames[n, part] = pd.read_csv(path, sep="\t", names=["user", "movie", "rating", "timestamp"])
+    shape = (
+        max(int(f["user"].max()) for f in frames.values()),
+        max(int(f["movie"].max()) for f in frames.values()),
+    )
+
+    def matrix(frame: pd.DataFrame) -> sp.csr_matrix:
+        return rating_matrix(frame["user"].to_numpy() - 1, frame["movie"].to_numpy() - 1, frame["rating"].to_numpy(), shape)
+
+    return [(matrix(frames[n, "base"]), matrix(frames[n, "test"])) for n in range(1, 6)]
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate VAE configurations next to popularity, bias and EASE baselines on the ratings in the database: "
+        "K folds of held-out users, 80%% of each one's ratings folded in and 20%% hidden (see README)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--presets", default="default", help="comma-separated VAE presets to evaluate (default: %(default)s)")
+        parser.add_argument("--folds", type=int, default=5, help="number of held-out-user folds (default: %(default)s)")
+        parser.add_argument("--max-folds", type=int, default=None, help="run only the first N folds (quick look)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--max-epochs", type=int, default=None, help="cap the VAE's epochs (quick runs)")
+        parser.add_argument("--ease-lambda", type=float, default=500.0)
+        parser.add_argument("--splits", metavar="ML100K_FOLDER", help="also RMSE/MAE on ML-100K's official u1-u5 splits")
+        parser.add_argument("--output", help="JSON file for the results (default: var/evaluations/<timestamp>.json)")
+
+    def handle(self, *args, presets, folds, max_folds, seed, max_epochs, ease_lambda, splits, output, verbosity=1, **options):
+        from recommender.ml import baselines, evaluation, vae
+
+        if folds < 2:
+            raise CommandError("--folds must be at least 2")
+        names = [name for name in presets.split(",") if name]
+        unknown = [name for name in names if name not in vae.PRESETS]
+        if unknown:
+            raise CommandError(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(sorted(vae.PRESETS))}")
+        configs = {name: vae.preset(name, seed=seed, **({"max_epochs": max_epochs} if max_epochs else {})) for name in names}
+        snapshot = rating_snapshot()
+        if snapshot.matrix.shape[0] < folds * 2:
+            raise CommandError(f"only {snapshot.matrix.shape[0]} users have ratings: too few for {folds} folds; import a MovieLens release first")
+
+        log = self.stdout.write if verbosity else None
+        recommenders = {
+            "popularity": lambda matrix: baselines.PopularityRecommender().fit(matrix),
+            "bias": lambda matrix: baselines.BiasRatingModel().fit(matrix),
+            f"ease-{ease_lambda:g}": lambda matrix: baselines.EASE(ease_lambda).fit(matrix),
+            **{f"vae:{name}": vae.recommender_factory(config) for name, config in configs.items()},
+        }
+        results = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "data": snapshot.stats(),
+            "configs": {name: config.to_dict() for name, config in configs.items()},
+            "cross_validation": evaluation.evaluate(snapshot.matrix, recommenders, n_folds=folds, seed=seed, log=log, max_folds=max_folds),
+        }
+        self.stdout.write("\nHeld-out users, mean ± std over folds:\n" + evaluation.format_table(results["cross_validation"]))
+        if splits:
+            rating_models = {name: f for name, f in recommenders.items() if name == "bias" or name.startswith("vae:")}
+            rating_models = {n: f for n, f in rating_models.items() if n == "bias" or configs[n[4:]].rating_head}
+            results["official_splits"] = evaluation.evaluate_rating_splits(read_official_splits(Path(splits)), rating_models, log=log)
+            self.stdout.write("\nOfficial u1-u5 splits:\n" + evaluation.format_table(results["official_splits"]))
+
+        path = Path(output) if output else Path(settings.VAR_DIR) / "evaluations" / f"evaluation-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2, default=_json_default))
+        self.stdout.write(self.style.SUCCESS(f"\nResults written to {path}"))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value))

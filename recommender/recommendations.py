@@ -1,0 +1,216 @@
+"""Recommendations for the views: the active VAE served with NumPy (no TensorFlow in web processes).
+
+Each process loads the active model once, shares it across threads, and every few seconds makes one cheap
+indexed query to learn whether another version became active; a swap replaces one reference, so requests
+in flight finish on the model they started with. With no usable model, popular movies are served and
+marked as such.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db.models import F, FloatField, QuerySet, Sum
+from django.db.models.functions import Cast
+
+from movies.models import Movie, Rating
+
+from . import artifacts
+from .ml.inference import VAERecommender
+from .models import ModelVersion
+from .selectors import model_version_active_id
+
+logger = logging.getLogger(__name__)
+
+SOURCE_MODEL = "model"
+SOURCE_POPULAR = "popular"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version_id: int
+    recommender: VAERecommender
+    movie_ids: np.ndarray  # column -> Movie pk
+    column_of: dict[int, int]  # Movie pk -> column
+
+
+@dataclass(frozen=True)
+class MovieRecommendation:
+    movie: Movie
+    score: float
+    predicted_rating: float | None
+    source: str  # SOURCE_MODEL or SOURCE_POPULAR
+    because: Movie | None = None  # the user's highly rated movie most like this one
+
+
+def load_model_version(version: ModelVersion) -> LoadedModel:
+    """Read a version's serving files from storage, verifying their checksums."""
+    weights = artifacts.artifact_read(
+        folder=version.artifact_path, name=artifacts.SERVING_WEIGHTS, expected_sha256=version.artifact_sha256.get(artifacts.SERVING_WEIGHTS)
+    )
+    index = artifacts.artifact_read(
+        folder=version.artifact_path, name=artifacts.MOVIE_INDEX, expected_sha256=version.artifact_sha256.get(artifacts.MOVIE_INDEX)
+    )
+    with np.load(io.BytesIO(weights), allow_pickle=False) as archive:
+        recommender = VAERecommender({name: archive[name] for name in archive.files})
+    movie_ids = np.asarray(json.loads(index)["movie_ids"], dtype=np.int64)
+    if len(movie_ids) != recommender.n_items:
+        raise artifacts.ArtifactError(f"movie index has {len(movie_ids)} movies, the model {recommender.n_items}")
+    return LoadedModel(version.pk, recommender, movie_ids, {int(pk): col for col, pk in enumerate(movie_ids)})
+
+
+class ModelRegistry:
+    """The process-wide active model, re-checked at most every `check_seconds`."""
+
+    def __init__(self, check_seconds: float) -> None:
+        self.check_seconds = check_seconds
+        self._loaded: LoadedModel | None = None
+        self._failed_version_id: int | None = None
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def current(self) -> LoadedModel | None:
+        if time.monotonic() - self._checked_at < self.check_seconds:
+            return self._loaded
+        with self._lock:
+            if time.monotonic() - self._checked_at >= self.check_seconds:
+                self._refresh()
+                self._checked_at = time.monotonic()
+        return self._loaded
+
+    def _refresh(self) -> None:
+        active_id = model_version_active_id()
+        if active_id is None:
+            self._loaded = None
+            return
+        if (self._loaded and self._loaded.version_id == active_id) or active_id == self._failed_version_id:
+            return
+        try:
+            self._loaded = load_model_version(ModelVersion.objects.get(pk=active_id))
+            self._failed_version_id = None
+            logger.info("Serving model version %s", active_id)
+        except (artifacts.ArtifactError, ValueError, KeyError, OSError, ModelVersion.DoesNotExist) as error:
+            # Keep serving what we had (or popular movies); do not retry the broken version on every check.
+            self._failed_version_id = active_id
+            logger.error("Cannot load model version %s, keeping %s: %s", active_id,
+                         f"version {self._loaded.version_id}" if self._loaded else "popular movies", error)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._loaded, self._failed_version_id, self._checked_at = None, None, float("-inf")
+
+
+registry = ModelRegistry(check_seconds=settings.RECOMMENDER_VERSION_CHECK_SECONDS)
+
+
+# ------------------------------------------------------------------------------------------- popular movies
+
+
+def popular_movies(*, limit: int = 10, exclude_movie_ids: Sequence[int] = (), genre_id: int | None = None) -> QuerySet[Movie]:
+    """Top movies by damped (Bayesian) average: a movie with a few 5-star ratings does not win.
+
+    score = (n * mean + m * C) / (n + m), with C the mean of all ratings and m = RECOMMENDER_POPULAR_DAMPING;
+    movies with fewer than RECOMMENDER_POPULAR_MIN_RATINGS ratings are left out.
+    """
+    totals = Movie.objects.aggregate(
+        ratings=Sum("rating_count"), stars=Sum(F("rating_mean") * F("rating_count"), output_field=FloatField())
+    )
+    global_mean = (totals["stars"] or 0.0) / totals["ratings"] if totals["ratings"] else 3.5
+    damping = float(settings.RECOMMENDER_POPULAR_DAMPING)
+    movies = Movie.objects.filter(rating_count__gte=settings.RECOMMENDER_POPULAR_MIN_RATINGS)
+    if genre_id is not None:
+        movies = movies.filter(genres=genre_id)
+    return (
+        movies.exclude(pk__in=list(exclude_movie_ids))
+        .annotate(damped_mean=(F("rating_mean") * F("rating_count") + damping * global_mean) / (Cast("rating_count", FloatField()) + damping))
+        .order_by("-damped_mean", "-rating_count", "pk")
+        .prefetch_related("genres")[:limit]
+    )
+
+
+def _popular_recommendations(limit: int, exclude: Sequence[int]) -> list[MovieRecommendation]:
+    return [
+        MovieRecommendation(movie=movie, score=float(movie.damped_mean), predicted_rating=None, source=SOURCE_POPULAR)
+        for movie in popular_movies(limit=limit, exclude_movie_ids=exclude)
+    ]
+
+
+# ------------------------------------------------------------------------------------------- personal
+
+
+def recommendations_for_ratings(
+    *, ratings: Mapping[int, float], limit: int = 10, exclude_movie_ids: Sequence[int] = ()
+) -> list[MovieRecommendation]:
+    """Top movies for a set of {movie pk: stars}, folded in through the encoder; rated movies excluded."""
+    loaded = registry.current()
+    exclude = {*ratings.keys(), *exclude_movie_ids}
+    if loaded is None or not ratings:
+        return _popular_recommendations(limit, list(exclude))
+    known = {loaded.column_of[pk]: score for pk, score in ratings.items() if pk in loaded.column_of}
+    if not known:
+        return _popular_recommendations(limit, list(exclude))
+    recommender = loaded.recommender
+    excluded_columns = {loaded.column_of[pk] for pk in exclude if pk in loaded.column_of}
+    # Ask for enough to fill `limit` after dropping excluded movies the model has not seen as rated.
+    candidates = recommender.recommend(known, n=limit + len(excluded_columns))
+    picked = [c for c in candidates if c.item not in excluded_columns][:limit]
+    liked = [column for column, score in known.items() if score >= 4.0]
+    reasons = _because(recommender, [c.item for c in picked], liked)
+    wanted = [int(loaded.movie_ids[c.item]) for c in picked] + [int(loaded.movie_ids[col]) for col in set(reasons.values())]
+    movies = Movie.objects.prefetch_related("genres").in_bulk(wanted)
+    results = []
+    for candidate in picked:
+        movie = movies.get(int(loaded.movie_ids[candidate.item]))
+        if movie is None:  # deleted since training
+            continue
+        reason = reasons.get(candidate.item)
+        results.append(MovieRecommendation(
+            movie=movie, score=candidate.score, predicted_rating=candidate.predicted_rating, source=SOURCE_MODEL,
+            because=movies.get(int(loaded.movie_ids[reason])) if reason is not None else None,
+        ))
+    return results
+
+
+def _because(recommender: VAERecommender, items: list[int], liked: list[int]) -> dict[int, int]:
+    """For each recommended column, the liked column with the closest item representation."""
+    if not items or not liked:
+        return {}
+    embeddings = recommender.item_embeddings()
+    similarity = embeddings[items] @ embeddings[liked].T
+    return {item: liked[int(np.argmax(row))] for item, row in zip(items, similarity)}
+
+
+def recommendations_for_user(*, user, limit: int = 10, exclude_movie_ids: Sequence[int] = ()) -> list[MovieRecommendation]:
+    """The user's current ratings folded in at request time, so a new rating changes the list at once."""
+    ratings = dict(Rating.objects.filter(user=user).values_list("movie_id", "score"))
+    return recommendations_for_ratings(ratings=ratings, limit=limit, exclude_movie_ids=exclude_movie_ids)
+
+
+def similar_movies(*, movie: Movie, limit: int = 10) -> list[tuple[Movie, float]]:
+    """Movies whose learned item representations are closest to this one's (empty without a model)."""
+    loaded = registry.current()
+    if loaded is None or movie.pk not in loaded.column_of:
+        return []
+    pairs = loaded.recommender.similar_items(loaded.column_of[movie.pk], n=limit)
+    movies = Movie.objects.prefetch_related("genres").in_bulk([int(loaded.movie_ids[column]) for column, _ in pairs])
+    return [(movies[int(loaded.movie_ids[c])], s) for c, s in pairs if int(loaded.movie_ids[c]) in movies]
+
+
+def personal_recommendations(*, user, limit: int = 4) -> list[MovieRecommendation]:
+    """What the recommendations page shows: rated, watchlisted and "not interested" movies left out,
+    and the shown movies added to the user's recommendation history."""
+    from movies.selectors import excluded_from_recommendations
+
+    from .services import recommendation_log_record
+
+    recommended = recommendations_for_user(user=user, limit=limit, exclude_movie_ids=list(excluded_from_recommendations(user=user)))
+    loaded = registry.current()
+    recommendation_log_record(user=user, recommendations=recommended, version_id=loaded.version_id if loaded else None)
+    return recommended

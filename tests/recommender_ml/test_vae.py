@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+keras = pytest.importorskip("keras")
+
+from recommender.ml import data, vae  # noqa: E402
+from recommender.ml.inference import VAERecommender, export_weights, export_weights_npz  # noqa: E402
+
+TINY = {"encoder_units": (32, 16), "latent_dim": 8, "max_epochs": 3, "patience": 2}
+
+
+def tiny(preset_name: str = "default", **overrides: object) -> vae.VAEConfig:
+    return vae.preset(preset_name, **{**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(ratings: sp.csr_matrix) -> vae.TrainResult:
+    return vae.train(ratings, tiny())
+
+
+def dense_batch(config: vae.VAEConfig, matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return data.densify_rows(vae.normalize_for(config, matrix), rows)
+
+
+def test_default_preset_is_a_multinomial_vae_with_rating_head() -> None:
+    config = vae.preset()
+    assert config.ranking_head and config.rating_head
+    assert config.input_dropout > 0 and config.normalization == "minmax"
+    assert (config.batch_size, config.max_epochs, config.patience) == (128, 200, 8)
+
+
+def test_report_preset_matches_the_report() -> None:
+    config = vae.preset("report-2025")
+    assert config.encoder_units == (1024, 512, 256) and config.resolved_decoder_units == (256, 512, 1024)
+    assert config.latent_dim == 64 and config.activation == "leaky_relu"
+    assert config.rating_output == "sigmoid" and not config.ranking_head
+    assert config.normalization == "report-2025" and config.beta == 1.0
+
+
+def test_encoder_and_decoder_shapes() -> None:
+    config = tiny()
+    encoder = vae.build_encoder(50, config)
+    decoder = vae.build_decoder(50, config)
+    values = np.zeros((4, 50), dtype=np.float32)
+    z_mean, z_log_var, z = encoder([values, values])
+    assert z_mean.shape == z_log_var.shape == z.shape == (4, 8)
+    outputs = decoder(z_mean)
+    assert outputs["ranking_logits"].shape == (4, 50) and outputs["rating"].shape == (4, 50)
+    assert [layer.name for layer in decoder.layers if layer.name.startswith("decoder_dense")] == [
+        "decoder_dense_0",
+        "decoder_dense_1",
+    ]
+    assert decoder.get_layer("decoder_dense_0").units == 16  # mirrored
+
+
+def test_sampling_layer_is_registered_and_serialisable() -> None:
+    layer = vae.Sampling(seed=3, name="sampling")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(restored, vae.Sampling) and restored.seed == 3
+    z_mean = np.zeros((2, 4), dtype=np.float32)
+    very_small_variance = np.full((2, 4), -40.0, dtype=np.float32)
+    np.testing.assert_allclose(layer([z_mean, very_small_variance]), z_mean, atol=1e-6)
+
+
+def test_one_star_ratings_count_in_the_rating_loss() -> None:
+    matrix = data.rating_matrix([0], [1], [1.0], shape=(1, 3))  # the user's only rating: 1 star
+    config = tiny(rating_user_offset_damping=None)
+    model = vae.RecommenderVAE(3, config.to_dict())
+    values, mask = dense_batch(config, matrix, np.array([0]))
+    assert mask[0, 1] == 1.0
+    predicted = np.full((1, 3), 0.9, dtype=np.float32)
+    terms = model._loss_terms({"ranking_logits": np.zeros((1, 3), np.float32), "rating": predicted},
+                              np.zeros((1, 8), np.float32), np.zeros((1, 8), np.float32), values, mask)
+    expected = (0.9 - (1.0 - 0.5) / 4.5) ** 2
+    np.testing.assert_allclose(float(terms["rating_loss"]), expected, rtol=1e-5)
+    assert float(terms["ranking_loss"]) > 0  # the 1-star movie is a reconstruction target too
+
+    # The report's pipeline loses it: nothing is observed, so nothing is learned from it.
+    report = tiny("report-2025")
+    report_values, report_mask = dense_batch(report, matrix, np.array([0]))
+    assert report_mask.sum() == 0
+
+
+def test_training_history_and_early_stopping(trained: vae.TrainResult) -> None:
+    assert {"loss", "val_loss", "ranking_loss", "rating_loss", "kl_loss"} <= set(trained.history)
+    assert 1 <= trained.epochs_run <= 3
+    assert trained.config == tiny()
+    assert not set(trained.train_users) & set(trained.validation_users)
+    assert len(trained.validation_users) == 16  # 20% of 80 users
+
+
+def test_min_user_ratings_leaves_out_light_users(ratings: sp.csr_matrix) -> None:
+    light_user = sp.csr_matrix(([5.0], ([0], [0])), shape=(1, ratings.shape[1]), dtype=np.float32)
+    matrix = sp.vstack([ratings, light_user], format="csr")
+    result = vae.train(matrix, tiny(max_epochs=1))
+    used = set(result.train_users) | set(result.validation_users)
+    assert ratings.shape[0] not in used and len(used) == ratings.shape[0]
+
+
+def test_training_is_reproducible_with_a_seed(ratings: sp.csr_matrix) -> None:
+    config = tiny(max_epochs=2, kl_anneal_epochs=1)
+    first = vae.train(ratings, config)
+    second = vae.train(ratings, config)
+    assert first.history == second.history
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_kl_weight_anneals(ratings: sp.csr_matrix) -> None:
+    result = vae.train(ratings, tiny(max_epochs=2, patience=5, kl_anneal_epochs=2, beta=0.4))
+    assert result.history["kl_weight"][0] < result.history["kl_weight"][1] <= 0.4 + 1e-6
+
+
+def test_save_and_load_round_trip(trained: vae.TrainResult, ratings: sp.csr_matrix, tmp_path: Path) -> None:
+    path = tmp_path / "model.keras"
+    trained.model.save(path)
+    restored = vae.load_model(str(path))
+    assert restored.vae_config == trained.model.vae_config
+    values, mask = dense_batch(trained.config, ratings, np.arange(10))
+    before, after = trained.model((values, mask)), restored((values, mask))
+    for head in ("ranking_logits", "rating"):
+        np.testing.assert_allclose(np.asarray(before[head]), np.asarray(after[head]), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "preset_name, overrides",
+    [
+        ("default", {}),
+        ("default", {"input_mode": "implicit+ratings", "activation": "leaky_relu", "decoder_units": (24,)}),
+        ("default", {"encoder_units": (), "latent_dim": 12, "rating_head": False}),
+        ("default", {"item_item": True, "input_mode": "implicit+ratings", "rating_l2": 0.01}),
+        ("report-2025", {}),
+    ],
+)
+def test_numpy_forward_matches_keras(
+    ratings: sp.csr_matrix, preset_name: str, overrides: dict, tmp_path: Path
+) -> None:
+    config = tiny(preset_name, max_epochs=2, **overrides)
+    model = vae.train(ratings, config).model
+    path = tmp_path / "weights.npz"
+    export_weights_npz(model, path)
+    recommender = VAERecommender.load(path)
+    rows = np.arange(20)
+    keras_outputs = model(dense_batch(config, ratings, rows))
+    scores, stars = recommender.forward(ratings[rows])
+    if config.rating_head:
+        keras_rating = np.asarray(keras_outputs["rating"])
+        denormalize = data.report_denormalize if preset_name == "report-2025" else data.denormalize_ratings
+        np.testing.assert_allclose(stars, np.clip(denormalize(keras_rating), 0.5, 5.0), atol=1e-5, rtol=1e-5)
+    expected_scores = keras_outputs["ranking_logits"] if config.ranking_head else None
+    if expected_scores is not None:
+        np.testing.assert_allclose(scores, np.asarray(expected_scores), atol=1e-5, rtol=1e-5)
+    else:
+        np.testing.assert_allclose(scores, stars)
+
+
+def test_recommender_factory_and_model_learn_the_taste_groups(ratings: sp.csr_matrix) -> None:
+    recommender = vae.recommender_factory(tiny(max_epochs=30, patience=30, learning_rate=3e-3))(ratings)
+    first_half_fan = {item: 5.0 for item in range(5)}
+    recommended = [r.item for r in recommender.recommend(first_half_fan, n=5)]
+    assert sum(item < ratings.shape[1] // 2 for item in recommended) >= 4
+
+
+def test_export_weights_includes_metadata(trained: vae.TrainResult) -> None:
+    weights = export_weights(trained.model)
+    assert weights["encoder_dense_0_kernel"].shape == (50, 32)
+    assert weights["ranking_logits_kernel"].shape == (32, 50)  # decoder mirrors to 16 -> 32
+    assert VAERecommender(weights).metadata["n_items"] == 50
+
+
+def test_save_and_load_with_movie_to_movie_path(ratings: sp.csr_matrix, tmp_path: Path) -> None:
+    config = tiny(max_epochs=1, item_item=True)
+    model = vae.train(ratings, config).model
+    path = tmp_path / "wide.keras"
+    model.save(path)
+    restored = vae.load_model(str(path))
+    values, mask = dense_batch(config, ratings, np.arange(5))
+    np.testing.assert_allclose(
+        np.asarray(model((values, mask))["ranking_logits"]),
+        np.asarray(restored((values, mask))["ranking_logits"]),
+        rtol=1e-6,
+        atol=1e-6,
+    )
