@@ -35,9 +35,9 @@ def main() -> None:
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
-    from django.db import connection
 
     call_command("migrate", verbosity=0)
     call_command("import_movielens", args.data, verbosity=0)

@@ -92,4 +92,6 @@ def onboarding_movies(*, user, limit: int = 12) -> list[Movie]:
             per_genre[first_genre] = per_genre.get(first_genre, 0) + 1
         if len(picked) == limit:
             break
+    # A small catalogue may have too few genres for variety: top up with the next most rated.
+    picked += [movie for movie in candidates if movie not in picked][: limit - len(picked)]
     return picked

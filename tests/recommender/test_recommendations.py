@@ -20,8 +20,8 @@ from recommender.recommendations import (
 )
 from recommender.services import model_version_activate, model_version_train
 from tests.accounts.factories import UserFactory
-from tests.movies.factories import MovieFactory, RatingFactory
 from tests.conftest import TINY
+from tests.movies.factories import MovieFactory, RatingFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,3 @@ def test_unknown_page_gets_the_styled_404(client):
     assert response.status_code == 404
     assert "Page not found" in response.text and "site.css" in response.text
 
-
-def test_every_page_carries_csrf_protection_on_its_forms(client):
-    from django.middleware.csrf import CsrfViewMiddleware
-    from django.conf import settings
-
-    assert "django.middleware.csrf.CsrfViewMiddleware" in settings.MIDDLEWARE
-    assert CsrfViewMiddleware is not None
