@@ -35,6 +35,14 @@ class SignupForm(UserCreationForm):
 
 
 class ProfileForm(forms.ModelForm):
+    # Changing the e-mail address redirects password resets, so it needs the password (an unattended
+    # signed-in browser must not be enough to take the account over).
+    current_password = forms.CharField(
+        label="Current password", required=False, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Needed only to change your e-mail address.",
+    )
+
     class Meta:
         model = User
         fields = ("email", "age", "gender", "occupation", "zip_code")
@@ -56,6 +64,16 @@ class ProfileForm(forms.ModelForm):
             # A datalist suggests the MovieLens occupations while still allowing anything.
             self.fields["occupation"].widget.attrs["list"] = "occupation-suggestions"
         self.occupation_suggestions = occupation_suggestions or []
+
+    def clean(self):
+        cleaned = super().clean()
+        new_email = User.objects.normalize_email(cleaned.get("email") or "")
+        if new_email != (self.instance.email or "") and not self.instance.check_password(cleaned.get("current_password") or ""):
+            self.add_error("current_password", "Enter your current password to change your e-mail address.")
+        return cleaned
+
+    def profile_values(self) -> dict:
+        return {name: value for name, value in self.cleaned_data.items() if name != "current_password"}
 
 
 class DeleteAccountForm(forms.Form):

@@ -78,7 +78,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     suggestions = user_occupation_suggestions()
     form = ProfileForm(_posted_data(request), instance=request.user, occupation_suggestions=suggestions)
     if request.method == "POST" and form.is_valid():
-        user_update_profile(user=request.user, **form.cleaned_data)
+        user_update_profile(user=request.user, **form.profile_values())
         messages.success(request, "Your profile is saved.")
         return redirect("accounts:profile")
     context = {"form": form, "rating_count": user_rating_count(user=request.user)}

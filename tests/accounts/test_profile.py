@@ -3,11 +3,14 @@ from django.urls import reverse
 
 from tests.movies.factories import RatingFactory
 
-from .factories import UserFactory
+from .factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PROFILE = {"email": "alice@example.org", "age": "34", "gender": "F", "occupation": "engineer", "zip_code": "55455"}
+PROFILE = {
+    "email": "alice@example.org", "age": "34", "gender": "F", "occupation": "engineer", "zip_code": "55455",
+    "current_password": PASSWORD,
+}
 
 
 def test_the_profile_shows_the_member_and_their_rating_count(member_client, member):
@@ -31,7 +34,7 @@ def test_the_member_edits_their_demographics(member_client, member):
 
 def test_every_demographic_can_be_cleared(member_client, member):
     member_client.post(reverse("accounts:profile"), PROFILE)
-    member_client.post(reverse("accounts:profile"), dict.fromkeys(PROFILE, ""))
+    member_client.post(reverse("accounts:profile"), {**dict.fromkeys(PROFILE, ""), "current_password": PASSWORD})
     member.refresh_from_db()
     assert (member.email, member.age, member.gender, member.occupation, member.zip_code) == ("", None, "", "", "")
 
@@ -87,3 +90,19 @@ def test_occupations_already_in_use_are_suggested(member_client):
     text = member_client.get(reverse("accounts:profile")).text
     assert '<datalist id="occupation-suggestions">' in text
     assert '<option value="librarian">' in text and '<option value="technician">' in text
+
+
+def test_changing_the_email_needs_the_current_password(member_client, member):
+    response = member_client.post(reverse("accounts:profile"), {**PROFILE, "current_password": ""})
+    assert response.status_code == 200 and "Enter your current password to change your e-mail address." in response.text
+    response = member_client.post(reverse("accounts:profile"), {**PROFILE, "current_password": "wrong-password"})
+    assert "Enter your current password" in response.text
+    member.refresh_from_db()
+    assert member.email == "alice@example.com" and member.age is None
+
+
+def test_demographics_alone_need_no_password(member_client, member):
+    response = member_client.post(reverse("accounts:profile"), {**PROFILE, "email": "alice@example.com", "current_password": ""})
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.age == 34 and member.email == "alice@example.com"
