@@ -37,7 +37,6 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     call_command("migrate", verbosity=0)
     call_command("import_movielens", args.data, verbosity=0)
@@ -56,10 +55,20 @@ def main() -> None:
     member.force_login(user_with_100)
     pages = {"guest home": (guest, "/"), "guest genre page": (guest, f"/top/?genre={drama.pk}"), "recommendations (100 ratings)": (member, "/")}
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}", "pages": {}}
+    if os.environ.get("PROFILE_PAGE"):
+        import cProfile
+        import pstats
+
+        client, url = pages[os.environ["PROFILE_PAGE"]]
+        client.get(url)
+        cProfile.runctx("for _ in range(20): client.get(url)", globals(), locals(), "/tmp/page.prof")
+        pstats.Stats("/tmp/page.prof").sort_stats("cumulative").print_stats(30)
+        return
     for name, (client, url) in pages.items():
         for _ in range(10):
             assert client.get(url).status_code == 200  # warm-up: model load, template caches
-        with CaptureQueriesContext(connection) as queries:
+        queries = []
+        with connection.execute_wrapper(lambda execute, sql, params, many, context: queries.append(sql) or execute(sql, params, many, context)):
             client.get(url)
         timings = []
         for _ in range(args.requests):

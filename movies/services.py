@@ -311,6 +311,7 @@ def rating_set(*, user, movie: Movie, score: object) -> Rating:
     rating, _ = Rating.objects.update_or_create(user=user, movie=movie, defaults={"score": stars, "rated_at": timezone.now()})
     WatchlistItem.objects.filter(user=user, movie=movie).delete()
     movie_refresh_rating_stats(movie_ids=[movie.pk])
+    transaction.on_commit(_retraining_check, robust=True)
     return rating
 
 
@@ -319,7 +320,15 @@ def rating_delete(*, user, movie: Movie) -> bool:
     deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
     if deleted:
         movie_refresh_rating_stats(movie_ids=[movie.pk])
+        transaction.on_commit(_retraining_check, robust=True)
     return bool(deleted)
+
+
+def _retraining_check() -> None:
+    # After commit, so the training snapshot sees the rating; robust: a failure here must not fail the request.
+    from recommender.services import training_trigger_after_rating  # recommender builds on movies, not the reverse
+
+    training_trigger_after_rating()
 
 
 def watchlist_add(*, user, movie: Movie) -> WatchlistItem:

@@ -1,19 +1,63 @@
 import base64
 
 from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.urls import path
 from django.utils.html import format_html
 
 from .artifacts import LOSS_PLOT, ArtifactError, artifact_read
-from .models import ModelVersion
-from .services import TrainingError, model_version_activate
+from .models import ModelVersion, TrainingJob
+from .selectors import training_job_queued, training_lock_held
+from .services import TrainingError, model_version_activate, training_job_enqueue
+
+
+def training_state() -> str:
+    """One line for the admin: what the background training is doing."""
+    lock, queued = training_lock_held(), training_job_queued()
+    parts = []
+    if lock:
+        parts.append(f"Training running ({lock.holder}, lock until {lock.expires_at:%H:%M:%S})")
+    if queued:
+        parts.append(f"{queued} waiting since {queued.requested_at:%Y-%m-%d %H:%M:%S}")
+    return "; ".join(parts) or "No training queued or running."
+
+
+def _retrain_now(modeladmin, request) -> None:
+    job = training_job_enqueue(reason=TrainingJob.Reason.MANUAL)
+    if job is None:
+        modeladmin.message_user(request, "A training is already queued.", messages.WARNING)
+        return
+    job.refresh_from_db()
+    if job.status == TrainingJob.Status.FAILED:
+        modeladmin.message_user(request, f"{job}: {job.error}", messages.ERROR)
+    else:
+        modeladmin.message_user(request, f"{job} queued; a training worker will pick it up.", messages.SUCCESS)
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("__str__", "status", "preset", "created_at", "training_time", "users_movies_ratings", "key_metrics", "activated_at")
-    list_filter = ("status", "preset")
-    actions = ("activate",)
+    list_filter = ("status", "preset", "activation_decision")
+    actions = ("activate", "retrain_now")
     readonly_fields = [f.name for f in ModelVersion._meta.fields] + ["loss_plot"]
+    change_list_template = "admin/recommender/modelversion/change_list.html"
+
+    def get_urls(self):
+        retrain = path("retrain/", self.admin_site.admin_view(self.retrain_view), name="recommender_modelversion_retrain")
+        return [retrain, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "training_state": training_state()})
+
+    def retrain_view(self, request):
+        # POST only (CSRF-protected form in the change list); a GET just goes back to the list.
+        if request.method == "POST" and self.has_change_permission(request):
+            _retrain_now(self, request)
+        return redirect("admin:recommender_modelversion_changelist")
+
+    @admin.action(description="Retrain now (queue a background training on every current rating)")
+    def retrain_now(self, request, queryset):
+        _retrain_now(self, request)
 
     def has_add_permission(self, request) -> bool:
         return False  # versions come from training, never from a form
@@ -52,3 +96,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, str(error), messages.ERROR)
             return
         self.message_user(request, f"{version} is now active.", messages.SUCCESS)
+
+
+@admin.register(TrainingJob)
+class TrainingJobAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "status", "reason", "new_ratings", "requested_at", "started_at", "finished_at", "worker", "model_version", "error")
+    list_filter = ("status", "reason")
+    readonly_fields = [f.name for f in TrainingJob._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "title": f"Training jobs. {training_state()}"})

@@ -26,6 +26,9 @@ class ModelVersion(models.Model):
     training_started_at = models.DateTimeField(null=True, blank=True)
     training_finished_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # Background trainings decide whether the new version goes into service; the decision is kept either way.
+    activation_decision = models.CharField(max_length=16, blank=True, help_text="activated or rejected (background training)")
+    activation_details = models.JSONField(default=dict, help_text="held-out metric of this and the active model, margin, reason")
 
     class Meta:
         ordering = ("-created_at",)
@@ -63,3 +66,51 @@ class RecommendationLog(models.Model):
         ordering = ("-last_shown_at",)
         constraints = [models.UniqueConstraint(fields=("user", "movie"), name="recommendation_log_one_row_per_movie")]
         indexes = [models.Index(fields=("user", "-last_shown_at"), name="reclog_user_recent_idx")]
+
+
+class TrainingJob(models.Model):
+    """One requested background training: queued when enqueued, running while a worker holds the training lock."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    class Reason(models.TextChoices):
+        NEW_RATINGS = "new_ratings", "New ratings"
+        PERIODIC = "periodic", "Periodic check"
+        MANUAL = "manual", "Manual"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # True while queued or running, NULL once finished: unique, so at most one job is pending at any time and
+    # two triggers at the same moment queue one training, not two (NULLs never collide).
+    pending = models.BooleanField(null=True, default=True, unique=True, editable=False)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    new_ratings = models.PositiveIntegerField(null=True, blank=True, help_text="new or changed ratings when requested")
+    task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-requested_at",)
+
+    def __str__(self) -> str:
+        return f"Training job {self.pk} ({self.get_status_display()})"
+
+
+class TrainingLock(models.Model):
+    """A named lock with an expiry: at most one training runs across all workers, and a dead worker's lock lapses."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    holder = models.CharField(max_length=128)
+    acquired_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} lock held by {self.holder} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -1,4 +1,4 @@
-"""Reads for the recommender: the training snapshot of the rating matrix, model versions."""
+"""Reads for the recommender: the training snapshot of the rating matrix, model versions, background training state."""
 from __future__ import annotations
 
 import itertools
@@ -7,11 +7,14 @@ from datetime import datetime
 
 import numpy as np
 import scipy.sparse as sp
+from django.conf import settings
 from django.db.models import Max, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from movies.models import Rating
 
-from .models import ModelVersion
+from .models import ModelVersion, TrainingJob, TrainingLock
 
 _STREAM_CHUNK = 100_000
 
@@ -72,3 +75,53 @@ def model_version_active_id() -> int | None:
 
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.order_by("-created_at")
+
+
+TRAINING_LOCK = "training"
+
+
+def training_lock_held() -> TrainingLock | None:
+    """The unexpired training lock, if a worker holds it (an expired one belongs to a lost worker)."""
+    return TrainingLock.objects.filter(name=TRAINING_LOCK, expires_at__gt=timezone.now()).first()
+
+
+def training_job_queued() -> TrainingJob | None:
+    """The queued job, unless it waited so long that its message must be lost (e.g. a broker flushed meanwhile)."""
+    return TrainingJob.objects.filter(status=TrainingJob.Status.QUEUED, requested_at__gt=training_job_stale_before()).first()
+
+
+def training_job_stale_before():
+    return timezone.now() - timezone.timedelta(seconds=settings.RETRAIN_HARD_TIME_LIMIT + 20 * 60)
+
+
+def training_in_progress() -> bool:
+    return training_job_queued() is not None or training_lock_held() is not None
+
+
+def training_snapshot_newest_rated_at() -> datetime | None:
+    """Where "new ratings" count from: the newest snapshot of the active model or of a later completed training.
+
+    A candidate that was trained but not activated (worse) counts too, so the same data does not retrain on
+    every following rating; another RETRAIN_THRESHOLD ratings are needed first.
+    """
+    candidates = [
+        model_version_active(),
+        ModelVersion.objects.filter(status__in=(ModelVersion.Status.READY, ModelVersion.Status.ACTIVE)).order_by("-created_at").first(),
+    ]
+    stamps = [parse_datetime(v.data_stats["newest_rated_at"]) for v in candidates if v and v.data_stats.get("newest_rated_at")]
+    return max(stamps, default=None)
+
+
+def ratings_since_snapshot_count(*, limit: int | None = None) -> int:
+    """Ratings added or changed (rated_at is set on every change) since the snapshot; counting stops at `limit`."""
+    newest = training_snapshot_newest_rated_at()
+    ratings = Rating.objects.order_by()
+    if newest is not None:
+        ratings = ratings.filter(rated_at__gt=newest)
+    if limit is not None:  # on a large database without a model, do not count millions of rows on every rating
+        return ratings.values("pk")[:limit].count()
+    return ratings.count()
+
+
+def training_job_list() -> QuerySet[TrainingJob]:
+    return TrainingJob.objects.select_related("model_version").order_by("-requested_at")

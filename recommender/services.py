@@ -1,23 +1,38 @@
-"""Writes for the recommender: training a model version, storing its artifacts, activating it."""
+"""Writes for the recommender: training a model version, storing its artifacts, activating it, and background
+retraining (the trigger after each rating, training jobs, the training lock, the activation decision)."""
 from __future__ import annotations
 
 import io
 import json
 import logging
 import tempfile
+import time
 import traceback
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from django.db import transaction
+import scipy.sparse as sp
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import artifacts
 from .ml.data import relevance_threshold, split_ratings_per_user
 from .ml.evaluation import score_holdout
-from .models import ModelVersion
-from .selectors import RatingSnapshot, rating_snapshot
+from .models import ModelVersion, TrainingJob, TrainingLock
+from .selectors import (
+    TRAINING_LOCK,
+    RatingSnapshot,
+    model_version_active,
+    rating_snapshot,
+    ratings_since_snapshot_count,
+    training_in_progress,
+    training_job_stale_before,
+    training_lock_held,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +44,14 @@ class TrainingError(Exception):
 
 
 def model_version_train(
-    *, config=None, preset: str = "default", activate: bool = False, on_epoch_end: EpochCallback | None = None
+    *, config=None, preset: str = "default", activate: bool = False, on_epoch_end: EpochCallback | None = None,
+    training_job: TrainingJob | None = None, compare_with_active: bool = False,
 ) -> ModelVersion:
     """Train the VAE on a snapshot of every rating, store a new version with its artifacts and metrics.
 
     The version row is written first and kept whatever happens: a failure marks it FAILED with the reason,
-    and the active model stays in service.
+    and the active model stays in service. With compare_with_active, the active model is scored on the same
+    held-out users, for the activation decision.
     """
     from .ml import vae  # TensorFlow loads here, never in web processes that only serve.
 
@@ -42,6 +59,9 @@ def model_version_train(
     version = ModelVersion.objects.create(
         status=ModelVersion.Status.TRAINING, preset=preset, hyperparameters=config.to_dict(), training_started_at=timezone.now()
     )
+    if training_job is not None:  # so a lost worker's version can be found and marked failed
+        training_job.model_version = version
+        TrainingJob.objects.filter(pk=training_job.pk).update(model_version=version)
     try:
         snapshot = rating_snapshot()
         version.data_stats = snapshot.stats()
@@ -59,6 +79,8 @@ def model_version_train(
             "best_val_loss": float(min(result.history["val_loss"])),
             **validation_metrics(serving, snapshot, result.validation_users, seed=config.seed),
         }
+        if compare_with_active:
+            version.activation_details = active_model_holdout_comparison(serving, snapshot, result.validation_users, seed=config.seed)
         version.artifact_path = artifacts.artifact_folder(version.pk)
         version.artifact_sha256 = _store_artifacts(version, result.model, serving, snapshot)
         version.status = ModelVersion.Status.READY
@@ -79,8 +101,39 @@ def model_version_train(
 
 def validation_metrics(serving, snapshot: RatingSnapshot, validation_users: np.ndarray, *, seed: int) -> dict[str, float]:
     """Ranking and rating metrics on the validation users: 80% of each one's ratings folded in, 20% hidden."""
-    fold_in, held_out = split_ratings_per_user(snapshot.matrix[np.sort(validation_users)], 0.2, seed=seed)
+    fold_in, held_out = _validation_split(snapshot, validation_users, seed=seed)
     return score_holdout(serving, fold_in, held_out, relevance_threshold(snapshot.matrix))
+
+
+def _validation_split(snapshot: RatingSnapshot, validation_users: np.ndarray, *, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    return split_ratings_per_user(snapshot.matrix[np.sort(validation_users)], 0.2, seed=seed)
+
+
+def active_model_holdout_comparison(serving, snapshot: RatingSnapshot, validation_users: np.ndarray, *, seed: int) -> dict:
+    """The activation metric of the new and of the active model on the same held-out users (the new model's split).
+
+    The active model knows its own movies only: the split is mapped onto its columns, movies it never saw are
+    dropped. The active model may have trained on some of these users, which favours it: the test is conservative.
+    """
+    from .recommendations import load_model_version  # NumPy serving, no TensorFlow
+
+    metric = settings.RETRAIN_ACTIVATION_METRIC
+    fold_in, held_out = _validation_split(snapshot, validation_users, seed=seed)
+    threshold = relevance_threshold(snapshot.matrix)
+    details = {"metric": metric, "candidate": score_holdout(serving, fold_in, held_out, threshold).get(metric), "held_out_users": int(fold_in.shape[0])}
+    active = model_version_active()
+    if active is None:
+        return {**details, "active_version": None}
+    details["active_version"] = active.pk
+    try:
+        loaded = load_model_version(active)
+    except (artifacts.ArtifactError, ValueError, KeyError, OSError) as error:
+        return {**details, "active": None, "active_error": str(error)}
+    new_to_old = [(new, loaded.column_of[int(pk)]) for new, pk in enumerate(snapshot.movie_ids) if int(pk) in loaded.column_of]
+    rows, columns = zip(*new_to_old) if new_to_old else ((), ())
+    mapping = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, columns)), shape=(len(snapshot.movie_ids), len(loaded.movie_ids)))
+    details["active"] = score_holdout(loaded.recommender, fold_in @ mapping, held_out @ mapping, threshold).get(metric)
+    return details
 
 
 class _EpochReporter:
@@ -162,6 +215,198 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     locked.save(update_fields=["status", "activated_at"])
     logger.info("Model version %s is now active", locked.pk)
     return locked
+
+
+def model_version_activate_if_not_worse(*, version: ModelVersion) -> ModelVersion:
+    """Put a freshly trained version in service unless it is worse than the active one by more than the margin.
+
+    The decision and its numbers are recorded on the version either way.
+    """
+    details = dict(version.activation_details)
+    margin = settings.RETRAIN_ACTIVATION_MARGIN
+    details["margin"] = margin
+    active = model_version_active()
+    candidate, current = details.get("candidate"), details.get("active")
+    if active is None:
+        accept, details["reason"] = True, "no model was active"
+    elif details.get("active_version") != active.pk:
+        accept, details["reason"] = False, f"version {active.pk} was activated during training; not replaced"
+    elif details.get("active_error"):
+        accept, details["reason"] = True, f"the active version {active.pk} cannot be loaded: {details['active_error']}"
+    elif candidate is None or current is None:
+        accept, details["reason"] = False, f"no {details.get('metric')} to compare"
+    else:
+        accept = candidate >= current - margin
+        details["reason"] = (
+            f"{details['metric']} {candidate:.4f} vs active v{active.pk} {current:.4f} (margin {margin}): "
+            + ("not worse, activated" if accept else "worse, kept the active model")
+        )
+    version.activation_decision = "activated" if accept else "rejected"
+    version.activation_details = details
+    version.save(update_fields=["activation_decision", "activation_details"])
+    logger.info("Model version %s %s: %s", version.pk, version.activation_decision, details["reason"])
+    return model_version_activate(version=version) if accept else version
+
+
+# ------------------------------------------------------------------------------------------- background retraining
+
+
+def training_lock_acquire(*, holder: str, seconds: float) -> bool:
+    """Take the training lock unless someone else holds an unexpired one; atomic on SQLite and PostgreSQL."""
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=seconds)
+    # One conditional UPDATE: taken when expired (its holder died) or already ours.
+    taken = TrainingLock.objects.filter(name=TRAINING_LOCK, expires_at__lte=now).update(holder=holder, acquired_at=now, expires_at=expires_at)
+    if taken or TrainingLock.objects.filter(name=TRAINING_LOCK, holder=holder).update(expires_at=expires_at):
+        return True
+    try:
+        with transaction.atomic():
+            TrainingLock.objects.create(name=TRAINING_LOCK, holder=holder, acquired_at=now, expires_at=expires_at)
+    except IntegrityError:  # held, or created by someone else a moment ago
+        return False
+    return True
+
+
+def training_lock_renew(*, holder: str, seconds: float) -> bool:
+    """Extend our lock (each epoch); False when it lapsed and someone else took it."""
+    expires_at = timezone.now() + timedelta(seconds=seconds)
+    return bool(TrainingLock.objects.filter(name=TRAINING_LOCK, holder=holder).update(expires_at=expires_at))
+
+
+def training_lock_release(*, holder: str) -> None:
+    TrainingLock.objects.filter(name=TRAINING_LOCK, holder=holder).delete()
+
+
+def training_trigger_after_rating() -> TrainingJob | None:
+    """Called after each committed rating change: queue a training once enough ratings are new.
+
+    Never raises: a rating must be saved and the page must work even when the broker or this check fails.
+    """
+    try:
+        return training_job_request_if_due(reason=TrainingJob.Reason.NEW_RATINGS)
+    except Exception:
+        logger.exception("Retraining check after a rating failed; the periodic check will try again")
+        return None
+
+
+def training_job_request_if_due(*, reason: str) -> TrainingJob | None:
+    """Queue a training when RETRAIN_THRESHOLD ratings are new since the last snapshot and none is queued or running."""
+    if training_in_progress():  # cheapest check first: it answers most calls while a training runs
+        return None
+    threshold = settings.RETRAIN_THRESHOLD
+    new_ratings = ratings_since_snapshot_count(limit=threshold)
+    if new_ratings < threshold:
+        return None
+    return training_job_enqueue(reason=reason, new_ratings=new_ratings)
+
+
+def training_job_enqueue(*, reason: str, new_ratings: int | None = None) -> TrainingJob | None:
+    """Record a queued job and send its task after commit; None when a job is already queued."""
+    # A queued job whose message was lost (its broker flushed), or a running one whose worker died (its lock
+    # lapsed), would block every future trigger.
+    TrainingJob.objects.filter(status=TrainingJob.Status.QUEUED, requested_at__lte=training_job_stale_before()).update(
+        status=TrainingJob.Status.FAILED, pending=None, error="never started: its message was lost", finished_at=timezone.now()
+    )
+    if training_lock_held() is None:
+        _training_reap_lost(keep=None)
+    try:
+        with transaction.atomic():
+            job = TrainingJob.objects.create(reason=reason, new_ratings=new_ratings, task_id=str(uuid.uuid4()))
+    except IntegrityError:  # TrainingJob.pending is unique: a training is queued or running, or another trigger won
+        return None
+    # Like delay_on_commit, but a broker that is down is logged instead of failing the caller's request.
+    transaction.on_commit(lambda: _training_job_publish(job))
+    logger.info("Queued training job %s (%s, %s new ratings)", job.pk, reason, new_ratings)
+    return job
+
+
+def _training_job_publish(job: TrainingJob) -> None:
+    from .tasks import model_version_train_task
+
+    try:
+        model_version_train_task.apply_async(kwargs={"job_id": job.pk}, task_id=job.task_id)
+    except Exception as error:
+        logger.error("Could not queue training job %s (is the broker down?): %s; the periodic check will queue it again", job.pk, error)
+        TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.Status.QUEUED).update(
+            status=TrainingJob.Status.FAILED, pending=None, error=f"could not be queued: {error}", finished_at=timezone.now()
+        )
+
+
+class TrainingTimeLimitExceeded(TrainingError):
+    pass
+
+
+def training_job_run(*, job_id: int, worker: str = "") -> TrainingJob | None:
+    """The training task's body: take the lock, train on a snapshot, decide activation, release the lock.
+
+    Idempotent: a finished job is not trained again when its message is delivered twice, and a job whose
+    worker was lost (its lock expired) is trained again from scratch.
+    """
+    job = TrainingJob.objects.filter(pk=job_id).first()
+    if job is None or job.status in (TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED, TrainingJob.Status.SKIPPED):
+        logger.info("Training job %s is already done; nothing to do", job_id)
+        return job
+    holder = f"job {job.pk} on {worker or 'unknown'} ({uuid.uuid4().hex[:8]})"
+    lock_seconds = settings.RETRAIN_LOCK_SECONDS
+    if not training_lock_acquire(holder=holder, seconds=lock_seconds):
+        _training_job_finish(job, TrainingJob.Status.SKIPPED, error="another training holds the lock")
+        return job
+    try:
+        _training_reap_lost(keep=job)
+        if job.reason != TrainingJob.Reason.MANUAL and ratings_since_snapshot_count(limit=settings.RETRAIN_THRESHOLD) < settings.RETRAIN_THRESHOLD:
+            # e.g. queued while a training on the same ratings was finishing: nothing new to learn.
+            _training_job_finish(job, TrainingJob.Status.SKIPPED, error="fewer than RETRAIN_THRESHOLD new ratings since the last training")
+            return job
+        job.status, job.started_at, job.worker, job.error = TrainingJob.Status.RUNNING, timezone.now(), worker, ""
+        job.save(update_fields=["status", "started_at", "worker", "error"])
+        deadline = time.monotonic() + settings.RETRAIN_SOFT_TIME_LIMIT
+
+        def on_epoch_end(epoch: int, logs: dict) -> None:
+            # Works in any pool (the solo pool enforces no Celery time limit); the lock shows we are alive.
+            if time.monotonic() > deadline:
+                raise TrainingTimeLimitExceeded(f"soft time limit of {settings.RETRAIN_SOFT_TIME_LIMIT} s reached at epoch {epoch}")
+            if not training_lock_renew(holder=holder, seconds=lock_seconds):
+                raise TrainingError("the training lock expired and was taken by another worker")
+
+        from .ml import vae
+
+        config = vae.preset(settings.RECOMMENDER_TRAINING_PRESET, **settings.RECOMMENDER_TRAINING_OVERRIDES)
+        version = model_version_train(
+            config=config, preset=settings.RECOMMENDER_TRAINING_PRESET, on_epoch_end=on_epoch_end, training_job=job, compare_with_active=True
+        )
+        version = model_version_activate_if_not_worse(version=version)
+        job.model_version = version
+        _training_job_finish(job, TrainingJob.Status.SUCCEEDED)
+    except BaseException as error:  # time limits and worker shutdown too: the job must not stay "running"
+        _training_job_finish(job, TrainingJob.Status.FAILED, error="".join(traceback.format_exception_only(type(error), error)).strip())
+        raise
+    finally:
+        training_lock_release(holder=holder)
+    return job
+
+
+def _training_job_finish(job: TrainingJob, status: str, *, error: str = "") -> None:
+    job.status, job.pending, job.error, job.finished_at = status, None, error, timezone.now()
+    job.save(update_fields=["status", "pending", "error", "finished_at", "model_version"])
+
+
+def _training_reap_lost(*, keep: TrainingJob | None) -> None:
+    """With the lock in hand (or with no lock held), any other running job lost its worker: mark it and its version failed."""
+    lost = TrainingJob.objects.filter(status=TrainingJob.Status.RUNNING)
+    if keep is not None:
+        lost = lost.exclude(pk=keep.pk)
+    reason = "the worker was lost (its training lock expired)"
+    ModelVersion.objects.filter(pk__in=lost.values("model_version"), status=ModelVersion.Status.TRAINING).update(
+        status=ModelVersion.Status.FAILED, error=reason, training_finished_at=timezone.now()
+    )
+    for job in lost:
+        logger.warning("Training job %s: %s", job.pk, reason)
+    lost.update(status=TrainingJob.Status.FAILED, pending=None, error=reason, finished_at=timezone.now())
+    # A redelivered job (its own worker died) left its first version behind.
+    if keep is not None and keep.model_version_id:
+        ModelVersion.objects.filter(pk=keep.model_version_id, status=ModelVersion.Status.TRAINING).update(
+            status=ModelVersion.Status.FAILED, error=reason, training_finished_at=timezone.now()
+        )
 
 
 def recommendation_log_record(*, user, recommendations, version_id: int | None) -> None:

@@ -64,6 +64,27 @@ VARIANTS: dict[str, vae.VAEConfig] = {
     ),
 }
 
+# Round 2 (2026-11-23, second engineer): early stopping on validation NDCG@100, liked-only
+# target, EASE-initialised movie-to-movie path, bias + residual rating head.
+_LINEAR = dict(encoder_units=(), latent_dim=600, learning_rate=3e-3, rating_l2=0.01)
+_NDCG = dict(_LINEAR, early_stopping="ndcg@100")
+_LIKED = dict(_NDCG, ranking_target="liked")
+_EASE_FROZEN = dict(item_item=True, item_item_trainable=False, item_item_init_ease_l2=500.0)
+VARIANTS.update({
+    "r2-ndcg": vae.VAEConfig(**_NDCG),
+    "r2-liked": vae.VAEConfig(**_LIKED),
+    "r2-liked-600-200": vae.VAEConfig(early_stopping="ndcg@100", ranking_target="liked", rating_l2=0.01),
+    "r2-liked-ease-frozen-bin10": vae.VAEConfig(**_LIKED, **_EASE_FROZEN, item_item_input="binary", item_item_init_scale=10.0),
+    "r2-liked-ease-frozen-bin30": vae.VAEConfig(**_LIKED, **_EASE_FROZEN, item_item_input="binary", item_item_init_scale=30.0),
+    "r2-liked-ease-frozen-imp100": vae.VAEConfig(**_LIKED, **_EASE_FROZEN, item_item_init_scale=100.0),
+    "r2-liked-ease-tuned-bin10": vae.VAEConfig(**_LIKED, item_item=True, item_item_input="binary", item_item_init_scale=10.0),
+    "r2-ndcg-ease-frozen-bin10": vae.VAEConfig(**_NDCG, **_EASE_FROZEN, item_item_input="binary", item_item_init_scale=10.0),
+    "r2-liked-bias-residual": vae.VAEConfig(**_LIKED, rating_mode="bias_residual"),
+    # The shipped default (round 2): VAE trained alone, EASE mixed in by validation NDCG@100,
+    # bias (item damping 5) + residual rating head (lr 1e-4, L2 0.1).
+    "r2-ensemble": vae.preset("default"),
+})
+
 BASELINES: dict[str, evaluation.RecommenderFactory] = {
     "popularity": lambda matrix: baselines.PopularityRecommender().fit(matrix),
     "bias": lambda matrix: baselines.BiasRatingModel().fit(matrix),

@@ -174,3 +174,55 @@ AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip_address"
 # Behind N reverse proxies that each append to X-Forwarded-For, the client is the Nth address from the right;
 # 0 (the default) uses REMOTE_ADDR. Never set it higher than the proxies really there: clients can forge the rest.
 ACCOUNTS_TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+
+# Celery and retraining
+# REDIS_URL is the broker and result store (production, CI). Without it an embedded broker keeps messages as
+# files under var/celery/, so `./dev run` starts a real worker on a fresh machine with no server to install.
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_DIR = VAR_DIR / "celery"
+RETRAIN_THRESHOLD = env.int("RETRAIN_THRESHOLD", default=500)  # new or changed ratings since the last snapshot
+RETRAIN_CHECK_SECONDS = env.float("RETRAIN_CHECK_SECONDS", default=300.0)  # periodic check (beat)
+RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=2 * 60 * 60)
+RETRAIN_HARD_TIME_LIMIT = env.int("RETRAIN_HARD_TIME_LIMIT", default=RETRAIN_SOFT_TIME_LIMIT + 15 * 60)
+# The lock a running training holds; renewed every epoch, so a killed worker blocks training this long at most.
+RETRAIN_LOCK_SECONDS = env.int("RETRAIN_LOCK_SECONDS", default=30 * 60)
+# A new model goes into service unless its held-out metric is worse than the active model's by more than this.
+RETRAIN_ACTIVATION_METRIC = env.str("RETRAIN_ACTIVATION_METRIC", default="ndcg@100")
+RETRAIN_ACTIVATION_MARGIN = env.float("RETRAIN_ACTIVATION_MARGIN", default=0.01)
+RECOMMENDER_TRAINING_PRESET = env.str("RECOMMENDER_TRAINING_PRESET", default="default")
+# JSON hyperparameter overrides for background trainings, e.g. {"max_epochs": 50}.
+RECOMMENDER_TRAINING_OVERRIDES = env.json("RECOMMENDER_TRAINING_OVERRIDES", default={})
+RETRAIN_QUEUE = "training"  # only GPU hosts consume it
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//")  # host unused; named to quiet kombu
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{CELERY_DIR / 'results'}")
+if CELERY_BROKER_URL.startswith("filesystem"):
+    for _folder in ("queue", "processed", "results", "control"):
+        (CELERY_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_DIR / "queue"), "data_folder_out": str(CELERY_DIR / "queue"),
+        "processed_folder": str(CELERY_DIR / "processed"), "store_processed": False,
+        # Broadcast (pidbox) exchanges; kombu's default is ./control in the working directory.
+        "control_folder": str(CELERY_DIR / "control"),
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Above the hard time limit, or Redis hands a long training to a second worker while the first still runs.
+        "visibility_timeout": RETRAIN_HARD_TIME_LIMIT + 10 * 60,
+        # A web request that enqueues must not hang on a broker that is down.
+        "socket_connect_timeout": 3, "socket_timeout": 10,
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"recommender.train_model": {"queue": RETRAIN_QUEUE}}
+# State lives in TrainingJob rows; not storing results also keeps enqueueing from touching the result backend.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker busy training must not hold further messages
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "retraining-check": {"task": "recommender.retraining_check", "schedule": RETRAIN_CHECK_SECONDS},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DIR / "beat-schedule")

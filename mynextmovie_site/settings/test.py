@@ -1,7 +1,7 @@
 """Settings for the test suite (pytest-django). DATABASE_URL picks SQLite or PostgreSQL."""
 from .base import *  # noqa: F403
 from .base import STATIC_ROOT
-from .base import DEVELOPMENT_KEY_PREFIX
+from .base import DATABASES, DEVELOPMENT_KEY_PREFIX, env
 
 SECRET_KEY = f"{DEVELOPMENT_KEY_PREFIX}-test-only"
 DEBUG = False
@@ -20,3 +20,19 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Django's test client logs in without a request, which django-axes refuses; tests/accounts switches it back on
 # to exercise the real throttling end to end.
 AXES_ENABLED = False
+
+# Celery and retraining: an in-process broker, so no test needs a server. tests/background run a real worker
+# against Redis: they set CELERY_BROKER_URL for the worker and switch this process's app to the same Redis.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+CELERY_RESULT_BACKEND = "cache+memory://"
+if CELERY_BROKER_URL.startswith("memory"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# The worker those tests start reads artifacts the test process wrote, and the reverse: files, not memory.
+if _artifact_root := env.str("TEST_ARTIFACT_ROOT", default=""):
+    STORAGES = {**STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": _artifact_root}}}
+# On SQLite the test database is a file (not memory), so that worker process can open it; one per test run.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    import os
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"mynextmovie-test-{os.getpid()}.sqlite3")}

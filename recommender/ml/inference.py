@@ -2,8 +2,11 @@
 
 Weight format (a dict of arrays, saved as .npz): ``encoder_dense_{i}_kernel/_bias``,
 ``z_mean_kernel/_bias``, ``decoder_dense_{i}_kernel/_bias``, ``ranking_logits_kernel/_bias``
-and/or ``rating_kernel/_bias``, optionally ``item_item_kernel``, plus ``metadata``: a JSON string with the architecture
-(input mode, activation, layer counts, rating output, normalisation).
+and/or ``rating_kernel/_bias``, optionally ``item_item_kernel`` (the movie-to-movie path, its scale folded
+in, zero diagonal; applied to the L2-normalised or, with metadata ``item_item_input="binary"``, 0/1 rated
+vector) and ``rating_global_mean``/``rating_item_bias`` (``rating_mode="bias_residual"``: stars = damped
+bias baseline + the rating layer's residual), plus ``metadata``: a JSON string with the architecture
+(input mode, activation, layer counts, rating output and mode, normalisation).
 
 Input ratings are stars; a movie counts as rated when it is an explicit entry of the sparse
 row (or a key of the dict), whatever the value.
@@ -160,7 +163,11 @@ class VAERecommender:
             kernel, bias = self._layer("rating")
             rating_output = hidden @ kernel + bias
             damping = self.metadata["rating_user_offset_damping"]
-            if damping is not None:
+            if self.metadata.get("rating_mode") == "bias_residual":
+                baseline = self.weights["rating_global_mean"] + self.weights["rating_item_bias"]
+                user_bias = self._user_offset(normalized, baseline, damping or 0.0)
+                rating_output = rating_output + baseline[None, :] + user_bias[:, None]
+            elif damping is not None:
                 rating_output = rating_output + self._user_offset(normalized, bias, damping)[:, None]
             if self.metadata["rating_output"] == "sigmoid":
                 rating_output = 1.0 / (1.0 + np.exp(-rating_output))
@@ -169,8 +176,14 @@ class VAERecommender:
             kernel, bias = self._layer("ranking_logits")
             ranking_scores = hidden @ kernel + bias
             if "item_item_kernel" in self.weights:
-                implicit = self._encoder_features(normalized, mode="implicit")
-                ranking_scores = ranking_scores + np.asarray(implicit @ self.weights["item_item_kernel"])
+                if self.metadata.get("item_item_input", "implicit") == "binary":
+                    rated = sp.csr_matrix(
+                        (np.ones(normalized.nnz, np.float32), normalized.indices, normalized.indptr),
+                        shape=normalized.shape,
+                    )
+                else:
+                    rated = self._encoder_features(normalized, mode="implicit")
+                ranking_scores = ranking_scores + np.asarray(rated @ self.weights["item_item_kernel"])
         else:
             ranking_scores = predicted_stars
         return ranking_scores, predicted_stars
@@ -240,7 +253,11 @@ def export_weights(model: Any) -> dict[str, np.ndarray]:
     if config.rating_head:
         copy_layer(model.decoder, "rating")
     if model.item_item is not None:
-        weights["item_item_kernel"] = np.asarray(model.item_item.get_weights()[0], dtype=np.float32)
+        # Scale folded in, diagonal zeroed (as the Keras layer computes it).
+        weights["item_item_kernel"] = model.item_item.effective_kernel()
+    if getattr(model, "rating_baseline", False):
+        weights["rating_global_mean"] = np.asarray(model.rating_global_mean.numpy(), dtype=np.float32)
+        weights["rating_item_bias"] = np.asarray(model.rating_item_bias.numpy(), dtype=np.float32)
     metadata = {
         "n_items": int(model.n_items),
         "input_mode": config.input_mode,
@@ -250,6 +267,8 @@ def export_weights(model: Any) -> dict[str, np.ndarray]:
         "n_decoder_layers": len(config.resolved_decoder_units),
         "rating_output": config.rating_output,
         "rating_user_offset_damping": config.rating_user_offset_damping if config.rating_head else None,
+        "rating_mode": config.rating_mode if config.rating_head else None,
+        "item_item_input": config.item_item_input,
         "normalization": config.normalization,
         "config": config.to_dict(),
     }

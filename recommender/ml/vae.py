@@ -5,9 +5,13 @@ Structure follows the official Keras VAE example: functional ``build_encoder`` /
 subclass with its own ``train_step``/``test_step`` and loss trackers.
 
 The default preset is a multinomial VAE (Liang et al. 2018, "Mult-VAE": L2-normalised
-input with dropout, softmax log-likelihood over movies, annealed KL weight) with a second
-head on the same decoder that predicts each movie's star rating (masked squared error on
-observed ratings only), so one forward pass gives both a ranking and displayable stars.
+input with dropout, softmax log-likelihood) whose likelihood is over the movies a user liked
+(>= 4 stars; the encoder sees every rated movie), early-stopped on the validation users'
+NDCG@100 with the best epoch restored. On catalogues of up to 20,000 movies its ranking
+logits add EASE's movie-to-movie scores (Steck 2019, closed form, frozen) with a weight picked
+on validation NDCG@100. A second head predicts stars: the damped user/item bias baseline plus
+a residual from the latent code, trained in a second phase with the encoder frozen and kept
+only while it lowers the validation RMSE. One forward pass gives a ranking and displayable stars.
 
 The "report-2025" preset reproduces the 2025 report exactly: 1024-512-256 LeakyReLU
 encoder with L2, latent 64, sigmoid output, (r - 1) / 4 normalisation with 0 meaning
@@ -29,12 +33,18 @@ import tensorflow as tf
 from keras import ops
 
 from recommender.ml import data
-from recommender.ml.baselines import EASE
-from recommender.ml.inference import VAERecommender, export_weights
+from recommender.ml.baselines import EASE, BiasRatingModel
+from recommender.ml.inference import VAERecommender, exclude_rated, export_weights, top_n_indices
 
 ACTIVATIONS = ("tanh", "relu", "leaky_relu")
 INPUT_MODES = ("ratings", "implicit", "implicit+ratings")
 NORMALIZATIONS = ("minmax", "report-2025")
+RANKING_TARGETS = ("rated", "liked")
+EARLY_STOPPING = ("val_loss", "ndcg@100")
+ITEM_ITEM_INPUTS = ("implicit", "binary")
+RATING_MODES = ("offset", "bias_residual")
+ITEM_ITEM_TRAINING = ("joint", "ensemble")
+ITEM_ITEM_SCALES = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 35.0, 60.0, 100.0, 1000.0)
 
 
 @dataclass(frozen=True)
@@ -68,16 +78,49 @@ class VAEConfig:
     # (computed from the input ratings, as in a bias baseline) + a learned residual.
     # None: no offset (the report's plain output).
     rating_user_offset_damping: float | None = 10.0
+    # "rated": the multinomial likelihood is over every rated movie (Liang et al.); "liked":
+    # only over movies rated >= ``liked_threshold`` stars, while the encoder still sees every
+    # rated movie (what the site should recommend is what the user will like).
+    ranking_target: str = "rated"
+    # Stars; None: 4 on whole-star data, 3.5 on half-star data (data.relevance_threshold).
+    liked_threshold: float | None = None
+    # "val_loss": stop on the validation loss (the report); "ndcg@100": stop on NDCG@100 of
+    # the validation users' hidden ratings (liked ones relevant), as Liang et al. select models.
+    # Either way the best epoch's weights are restored.
+    early_stopping: str = "val_loss"
     # Wide & deep ranking: add a linear movie-to-movie path (EASE-like, n_items^2 weights)
-    # from the L2-normalised input straight to the ranking logits. Strong on small catalogues;
-    # leave it off beyond ~20k movies (memory).
-    item_item: bool = False
+    # from the input straight to the ranking logits. True/False, or None: on when the
+    # catalogue has at most ``item_item_max_items`` movies (20,000 movies: 1.6 GB of float32
+    # weights; ML-25M's 59k movies would need 14 GB, so it is off there).
+    item_item: bool | None = False
+    item_item_max_items: int = 20_000
+    # False: keep the path at its (EASE) initial weights; only its overall scale is learned.
+    item_item_trainable: bool = True
+    # "joint": the path is trained with the VAE. "ensemble": the VAE is trained alone (path
+    # weight 0), then the path's weight is picked from ITEM_ITEM_SCALES by validation NDCG@100
+    # (0 keeps the VAE alone, the largest is EASE with the VAE breaking ties), and the frozen
+    # EASE kernel is refitted on every rating (the validation users' included).
+    item_item_training: str = "joint"
+    # "implicit": L2-normalised rated indicators (as the encoder); "binary": 0/1 (as EASE).
+    item_item_input: str = "implicit"
     item_item_l2: float = 0.0
     # Start the movie-to-movie path from EASE's closed form (this L2) on the training users,
     # times ``item_item_init_scale``; None starts it at zero. SGD on ~600 users
     # does not reach EASE's quality from zero within the early-stopping budget.
     item_item_init_ease_l2: float | None = 500.0
     item_item_init_scale: float = 100.0
+    # "offset": movie bias + damped user offset + learned output (trained with the ranking).
+    # "bias_residual": the damped user/item bias baseline (baselines.BiasRatingModel, computed
+    # from the input ratings) + a residual learned from the latent code in a second phase,
+    # with the encoder frozen, early-stopped on the validation RMSE with the zero residual
+    # (the plain bias model) as the starting point, so validation RMSE can only improve.
+    rating_mode: str = "offset"
+    rating_item_damping: float = 25.0
+    rating_max_epochs: int | None = None  # None: max_epochs
+    # Share of each training user's ratings hidden from the encoder in the rating phase; the
+    # residual is fitted on the hidden ones (as at serving time, where targets are unseen).
+    rating_input_dropout: float = 0.2
+    rating_learning_rate: float | None = None
     beta: float = 0.2
     # The KL weight grows linearly from 0 to ``beta`` over this many epochs (0: constant).
     kl_anneal_epochs: int = 0
@@ -102,9 +145,31 @@ class VAEConfig:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}")
         if not (self.ranking_head or self.rating_head):
             raise ValueError("the model needs a ranking head, a rating head or both")
+        for name, allowed in (
+            ("ranking_target", RANKING_TARGETS),
+            ("early_stopping", EARLY_STOPPING),
+            ("item_item_input", ITEM_ITEM_INPUTS),
+            ("rating_mode", RATING_MODES),
+            ("item_item_training", ITEM_ITEM_TRAINING),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}")
         object.__setattr__(self, "encoder_units", tuple(self.encoder_units))
         if self.decoder_units is not None:
             object.__setattr__(self, "decoder_units", tuple(self.decoder_units))
+
+    def resolved_item_item(self, n_items: int) -> bool:
+        """Whether a model over ``n_items`` movies gets the movie-to-movie path."""
+        if not self.ranking_head:
+            return False
+        if self.item_item is None:
+            return n_items <= self.item_item_max_items
+        return bool(self.item_item)
+
+    @property
+    def two_phase(self) -> bool:
+        """Ranking trained first, then the rating residual alone (see ``rating_mode``)."""
+        return self.rating_head and self.ranking_head and self.rating_mode == "bias_residual"
 
     @property
     def resolved_decoder_units(self) -> tuple[int, ...]:
@@ -126,8 +191,25 @@ class VAEConfig:
 
 PRESETS: dict[str, VAEConfig] = {
     # Best of the ML-100K tuning runs (benchmarks/ml/RESULTS.md): a wide linear encoder
-    # straight into a 600-d latent, a linear decoder, no hidden layers.
-    "default": VAEConfig(encoder_units=(), latent_dim=600, learning_rate=3e-3, rating_l2=0.01),
+    # straight into a 600-d latent, a linear decoder, no hidden layers; trained on what users
+    # liked, early-stopped on validation NDCG@100; plus, on catalogues of up to 20,000 movies,
+    # EASE's movie-to-movie weights mixed in with a weight picked on validation NDCG@100;
+    # stars = damped bias baseline + a residual from the latent code (second phase).
+    "default": VAEConfig(
+        encoder_units=(),
+        latent_dim=600,
+        learning_rate=3e-3,
+        rating_l2=0.1,
+        rating_learning_rate=1e-4,
+        ranking_target="liked",
+        early_stopping="ndcg@100",
+        item_item=None,
+        item_item_trainable=False,
+        item_item_input="binary",
+        item_item_training="ensemble",
+        rating_mode="bias_residual",
+        rating_item_damping=5.0,
+    ),
     "report-2025": VAEConfig(
         encoder_units=(1024, 512, 256),
         latent_dim=64,
@@ -264,15 +346,16 @@ def build_decoder(n_items: int, config: VAEConfig) -> keras.Model:
     if config.ranking_head:
         # With an EASE-initialised movie-to-movie path, start the deep part at zero so the
         # model starts from EASE's ranking instead of EASE plus random logits.
-        ease_start = config.item_item and config.item_item_init_ease_l2 is not None
+        ease_start = config.resolved_item_item(n_items) and config.item_item_init_ease_l2 is not None
         initializer = "zeros" if ease_start else "glorot_uniform"
         outputs["ranking_logits"] = _dense(n_items, config, "ranking_logits", kernel_initializer=initializer)(hidden)
     if config.rating_head:
         rating_activation = "sigmoid" if config.rating_output == "sigmoid" else None
         rating_input = StopGradient(name="rating_stop_gradient")(hidden) if config.rating_head_detached else hidden
-        # With the user offset the head starts as a bias baseline: a random kernel would add
-        # about a star of noise to every prediction before training has corrected it.
-        initializer = "zeros" if config.rating_user_offset_damping is not None else "glorot_uniform"
+        # With the user offset (or the bias baseline) the head starts as a bias baseline: a
+        # random kernel would add about a star of noise to every prediction at first.
+        with_baseline = config.rating_user_offset_damping is not None or config.rating_mode == "bias_residual"
+        initializer = "zeros" if with_baseline else "glorot_uniform"
         outputs["rating"] = _dense(n_items, config, "rating", rating_activation, initializer, config.rating_l2)(
             rating_input
         )
@@ -280,29 +363,118 @@ def build_decoder(n_items: int, config: VAEConfig) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable(package="recommender")
+class ItemItem(keras.layers.Layer):
+    """Movie-to-movie ranking path: scale * (x @ kernel), zero diagonal (a movie never predicts itself).
+
+    ``x`` is the rated indicator, L2-normalised per user ("implicit") or 0/1 ("binary", as
+    EASE). A frozen kernel (``trainable_kernel=False``) keeps its initial (EASE) weights and
+    only the scalar scale learns, so the path costs no optimizer memory.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        input_mode: str = "implicit",
+        trainable_kernel: bool = True,
+        initial_scale: float = 1.0,
+        l2: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if input_mode not in ITEM_ITEM_INPUTS:
+            raise ValueError(f"input_mode must be one of {ITEM_ITEM_INPUTS}")
+        self.n_items = n_items
+        self.input_mode = input_mode
+        self.trainable_kernel = trainable_kernel
+        self.initial_scale = initial_scale
+        self.l2 = l2
+        self.kernel = self.add_weight(
+            shape=(n_items, n_items),
+            initializer="zeros",
+            regularizer=keras.regularizers.L2(l2) if l2 > 0 and trainable_kernel else None,
+            trainable=trainable_kernel,
+            name="kernel",
+        )
+        self.scale = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(initial_scale), name="scale"
+        )
+        self.built = True
+
+    def features(self, mask: Any) -> Any:
+        if self.input_mode == "binary":
+            return mask
+        return mask / ops.sqrt(ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1e-12))
+
+    def call(self, mask: Any) -> Any:
+        features = self.features(mask)
+        scores = ops.matmul(features, self.kernel)
+        if self.trainable_kernel:
+            # Remove each movie's own contribution: x_i * K_ii (diagonal kept out of the fit).
+            scores = scores - features * ops.diagonal(self.kernel)[None, :]
+        return self.scale * scores
+
+    def effective_kernel(self) -> np.ndarray:
+        kernel = np.array(self.kernel.numpy(), dtype=np.float32)
+        np.fill_diagonal(kernel, 0.0)
+        return kernel * np.float32(self.scale.numpy())
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "n_items": self.n_items,
+            "input_mode": self.input_mode,
+            "trainable_kernel": self.trainable_kernel,
+            "initial_scale": self.initial_scale,
+            "l2": self.l2,
+        }
+
+
+@keras.saving.register_keras_serializable(package="recommender")
 class RecommenderVAE(keras.Model):
     """Encoder + decoder with the VAE loss; ``call`` is the deterministic path (z = z_mean)."""
 
-    def __init__(self, n_items: int, config: dict[str, Any], kl_anneal_steps: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        config: dict[str, Any],
+        kl_anneal_steps: int = 0,
+        liked_threshold: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.n_items = n_items
         self.vae_config = VAEConfig.from_dict(config)
         self.kl_anneal_steps = kl_anneal_steps
+        # Normalised rating from which a movie counts as liked (ranking_target="liked"); train()
+        # passes it from the data; without it, 4 stars on the default normalisation.
+        if liked_threshold is None and self.vae_config.ranking_target == "liked":
+            liked_threshold = (4.0 - data.RATING_MIN) / (data.RATING_MAX - data.RATING_MIN)
+        self.liked_threshold = liked_threshold
+        # "joint": every loss term trains every weight (one phase); "ranking" / "rating": the
+        # two phases of rating_mode="bias_residual" (see VAEConfig).
+        self.phase = "joint"
         self.encoder = build_encoder(n_items, self.vae_config)
         self.decoder = build_decoder(n_items, self.vae_config)
         self.dropout_seed = keras.random.SeedGenerator(self.vae_config.seed + 1)
         self.item_item = None
-        if self.vae_config.item_item and self.vae_config.ranking_head:
-            self.implicit_input = EncoderInput("implicit", name="item_item_input")
-            l2 = self.vae_config.item_item_l2
-            self.item_item = keras.layers.Dense(
+        if self.vae_config.resolved_item_item(n_items):
+            self.item_item = ItemItem(
                 n_items,
-                use_bias=False,
-                kernel_initializer="zeros",
-                kernel_regularizer=keras.regularizers.L2(l2) if l2 > 0 else None,
+                input_mode=self.vae_config.item_item_input,
+                trainable_kernel=self.vae_config.item_item_trainable,
+                initial_scale=self.vae_config.item_item_init_scale,
+                l2=self.vae_config.item_item_l2,
                 name="item_item",
             )
-            self.item_item.build((None, n_items))
+        self.rating_baseline = self.vae_config.rating_head and self.vae_config.rating_mode == "bias_residual"
+        if self.rating_baseline:
+            # The bias baseline in normalised units (set by train(); saved with the model).
+            self.rating_global_mean = self.add_weight(
+                shape=(), initializer="zeros", trainable=False, name="rating_global_mean"
+            )
+            self.rating_item_bias = self.add_weight(
+                shape=(n_items,), initializer="zeros", trainable=False, name="rating_item_bias"
+            )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.ranking_loss_tracker = keras.metrics.Mean(name="ranking_loss")
         self.rating_loss_tracker = keras.metrics.Mean(name="rating_loss")
@@ -313,10 +485,12 @@ class RecommenderVAE(keras.Model):
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         trackers = [self.loss_tracker]
-        if self.vae_config.ranking_head:
+        if self.vae_config.ranking_head and self.phase != "rating":
             trackers.append(self.ranking_loss_tracker)
-        if self.vae_config.rating_head:
+        if self.vae_config.rating_head and self.phase != "ranking":
             trackers.append(self.rating_loss_tracker)
+        if self.phase == "rating":
+            return trackers
         return trackers + [self.kl_loss_tracker]
 
     def call(self, inputs: tuple[Any, Any], training: bool = False) -> dict[str, Any]:
@@ -327,13 +501,18 @@ class RecommenderVAE(keras.Model):
     def _decode(self, z: Any, values: Any, mask: Any, training: bool) -> dict[str, Any]:
         outputs = self._add_user_offset(self.decoder(z, training=training), values, mask)
         if self.item_item is not None:
-            wide = self.item_item(self.implicit_input([values, mask]))
+            wide = self.item_item(mask)
             outputs = {**outputs, "ranking_logits": outputs["ranking_logits"] + wide}
         return outputs
 
     def _add_user_offset(self, outputs: dict[str, Any], values: Any, mask: Any) -> dict[str, Any]:
         """Shift the rating head by the user's damped mean deviation from the movie biases."""
         damping = self.vae_config.rating_user_offset_damping
+        if self.rating_baseline:
+            baseline = self.rating_global_mean + self.rating_item_bias[None, :]
+            residuals = ops.sum(mask * (values - baseline), axis=1, keepdims=True)
+            user_bias = residuals / (ops.sum(mask, axis=1, keepdims=True) + (damping or 0.0))
+            return {**outputs, "rating": outputs["rating"] + baseline + user_bias}
         if not self.vae_config.rating_head or damping is None:
             return outputs
         movie_bias = self.decoder.get_layer("rating").bias
@@ -360,10 +539,14 @@ class RecommenderVAE(keras.Model):
         self, outputs: dict[str, Any], z_mean: Any, z_log_var: Any, target_values: Any, target_mask: Any
     ) -> dict[str, Any]:
         terms = {}
-        if self.vae_config.ranking_head:
+        if self.vae_config.ranking_head and self.phase != "rating":
+            ranking_target = target_mask
+            if self.vae_config.ranking_target == "liked":
+                liked = ops.cast(target_values >= self.liked_threshold - 1e-6, target_mask.dtype)
+                ranking_target = target_mask * liked
             log_probabilities = ops.log_softmax(outputs["ranking_logits"], axis=1)
-            terms["ranking_loss"] = ops.mean(-ops.sum(log_probabilities * target_mask, axis=1))
-        if self.vae_config.rating_head:
+            terms["ranking_loss"] = ops.mean(-ops.sum(log_probabilities * ranking_target, axis=1))
+        if self.vae_config.rating_head and self.phase != "ranking":
             squared_errors = target_mask * ops.square(outputs["rating"] - target_values)
             if self.vae_config.rating_loss == "mean":
                 terms["rating_loss"] = ops.sum(squared_errors) / ops.maximum(ops.sum(target_mask), 1.0)
@@ -382,15 +565,38 @@ class RecommenderVAE(keras.Model):
             total = total + self.vae_config.rating_loss_weight * terms["rating_loss"]
         return total
 
+    def _regularization_loss(self) -> Any:
+        rating_losses = self.decoder.get_layer("rating").losses if self.vae_config.rating_head else []
+        if self.phase == "rating":
+            losses = rating_losses
+        elif self.phase == "ranking":
+            rating_ids = {id(loss) for loss in rating_losses}
+            losses = [loss for loss in self.losses if id(loss) not in rating_ids]
+        else:
+            losses = self.losses
+        return ops.sum(ops.stack(losses)) if losses else 0.0
+
     def _total_loss(self, terms: dict[str, Any], kl_weight: Any) -> Any:
-        total = self._reconstruction_loss(terms) + kl_weight * terms["kl_loss"]
-        if self.losses:
-            total = total + ops.sum(ops.stack(self.losses))
-        return total
+        if self.phase == "rating":
+            return terms["rating_loss"] + self._regularization_loss()
+        return self._reconstruction_loss(terms) + kl_weight * terms["kl_loss"] + self._regularization_loss()
+
+    def _phase_variables(self) -> list[Any]:
+        """The weights the current phase trains."""
+        frozen = set()
+        if self.item_item is not None and self.vae_config.item_item_training == "ensemble":
+            frozen = {id(v) for v in self.item_item.weights}  # its weight is picked after training
+        if self.phase == "joint":
+            return [v for v in self.trainable_weights if id(v) not in frozen]
+        rating_ids = {id(v) for v in self.decoder.get_layer("rating").trainable_weights} if self.vae_config.rating_head else set()
+        if self.phase == "rating":
+            return [v for v in self.trainable_weights if id(v) in rating_ids]
+        return [v for v in self.trainable_weights if id(v) not in rating_ids | frozen]
 
     def _update_trackers(self, total: Any, terms: dict[str, Any]) -> dict[str, Any]:
         self.loss_tracker.update_state(total)
-        self.kl_loss_tracker.update_state(terms["kl_loss"])
+        if self.phase != "rating":
+            self.kl_loss_tracker.update_state(terms["kl_loss"])
         if "ranking_loss" in terms:
             self.ranking_loss_tracker.update_state(terms["ranking_loss"])
         if "rating_loss" in terms:
@@ -399,17 +605,36 @@ class RecommenderVAE(keras.Model):
 
     def train_step(self, batch: Any) -> dict[str, Any]:
         (values, mask), (target_values, target_mask) = batch
+        if self.phase == "rating":
+            return self._rating_train_step(values, mask)
         kl_weight = self._kl_weight()
+        variables = self._phase_variables()
         with tf.GradientTape() as tape:
             dropped_values, dropped_mask = self._drop_inputs(values, mask)
             z_mean, z_log_var, z = self.encoder([dropped_values, dropped_mask], training=True)
             outputs = self._decode(z, dropped_values, dropped_mask, training=True)
             terms = self._loss_terms(outputs, z_mean, z_log_var, target_values, target_mask)
             total = self._total_loss(terms, kl_weight)
-        gradients = tape.gradient(total, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        gradients = tape.gradient(total, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
         logs = self._update_trackers(total, terms)
         return {**logs, "kl_weight": kl_weight}
+
+    def _rating_train_step(self, values: Any, mask: Any) -> dict[str, Any]:
+        """Rating phase: hide a share of each user's ratings, fit the residual on the hidden ones."""
+        rate = self.vae_config.rating_input_dropout
+        keep = ops.cast(keras.random.uniform(ops.shape(mask), seed=self.dropout_seed) >= rate, mask.dtype)
+        input_values, input_mask = values * keep, mask * keep
+        hidden_mask = mask * (1.0 - keep)
+        variables = self._phase_variables()
+        with tf.GradientTape() as tape:
+            z_mean, z_log_var, _ = self.encoder([input_values, input_mask], training=False)
+            outputs = self._decode(z_mean, input_values, input_mask, training=True)
+            terms = self._loss_terms(outputs, z_mean, z_log_var, values, hidden_mask)
+            total = self._total_loss(terms, 0.0)
+        gradients = tape.gradient(total, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._update_trackers(total, terms)
 
     def test_step(self, batch: Any) -> dict[str, Any]:
         (values, mask), (target_values, target_mask) = batch
@@ -428,6 +653,7 @@ class RecommenderVAE(keras.Model):
             "n_items": self.n_items,
             "config": self.vae_config.to_dict(),
             "kl_anneal_steps": self.kl_anneal_steps,
+            "liked_threshold": self.liked_threshold,
         }
 
 
@@ -447,6 +673,99 @@ class RowBatchDataset(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.batcher.on_epoch_end()
+
+
+def _deterministic_outputs(model: "RecommenderVAE", inputs: sp.csr_matrix, batch_size: int = 512) -> list[dict[str, np.ndarray]]:
+    """The deterministic pass (z = z_mean) over the rows of a normalised CSR matrix, batch by batch."""
+    outputs = []
+    for start in range(0, inputs.shape[0], batch_size):
+        values, mask = data.densify_rows(inputs, np.arange(start, min(start + batch_size, inputs.shape[0])))
+        outputs.append({name: np.asarray(value) for name, value in model((values, mask), training=False).items()})
+    return outputs
+
+
+class BestEpochStopping(keras.callbacks.Callback):
+    """Early stopping on a score computed here (not a Keras metric), best weights restored.
+
+    The score is measured before the first epoch too, so if no epoch beats the starting point
+    (e.g. the EASE-initialised path, or the zero rating residual) the start is what is kept.
+    The score of each epoch is added to the logs as ``name`` (so History records it).
+    """
+
+    def __init__(
+        self, score: Any, name: str, mode: str = "max", patience: int = 8, variables: Any = None
+    ) -> None:
+        super().__init__()
+        self.score = score
+        self.name = name
+        self.sign = 1.0 if mode == "max" else -1.0
+        self.patience = patience
+        self.variables = variables  # callable -> the variables to snapshot; None: all the model's
+        self.initial_score: float | None = None
+        self.best_score: float | None = None
+        self.best_epoch = 0
+        self._best_weights: list[np.ndarray] | None = None
+        self._wait = 0
+
+    def _variables(self) -> list[Any]:
+        # Trainable weights only: frozen ones (a frozen movie-to-movie kernel) cannot change.
+        return list(self.variables()) if self.variables is not None else list(self.model.trainable_weights)
+
+    def _snapshot(self) -> None:
+        self._best_weights = [np.array(v.numpy()) for v in self._variables()]
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.initial_score = self.best_score = float(self.score(self.model))
+        self.best_epoch = 0
+        self._wait = 0
+        self._snapshot()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        current = float(self.score(self.model))
+        if logs is not None:
+            logs[self.name] = current
+        if self.sign * (current - self.best_score) > 0:
+            self.best_score, self.best_epoch, self._wait = current, epoch + 1, 0
+            self._snapshot()
+        else:
+            self._wait += 1
+            if self._wait >= self.patience:
+                self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._best_weights is not None:
+            for variable, value in zip(self._variables(), self._best_weights):
+                variable.assign(value)
+
+
+def validation_ndcg(inputs: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 100):
+    """score(model) -> mean NDCG@k over users with a relevant hidden movie (evaluation's metric)."""
+    from recommender.ml.evaluation import hits_matrix, ndcg_at_k
+
+    n_relevant = np.diff(relevant.indptr)
+    users = np.flatnonzero(n_relevant > 0)
+    inputs, relevant, n_relevant = inputs[users], relevant[users], n_relevant[users]
+
+    def score(model: "RecommenderVAE") -> float:
+        logits = np.concatenate([out["ranking_logits"] for out in _deterministic_outputs(model, inputs)])
+        top = top_n_indices(exclude_rated(logits, inputs), k)
+        return float(ndcg_at_k(hits_matrix(top, relevant), n_relevant, k).mean()) if len(users) else 0.0
+
+    return score
+
+
+def validation_rmse(inputs: sp.csr_matrix, targets: sp.csr_matrix, scale: float, clip: bool = True):
+    """score(model) -> RMSE of the rating head on the hidden ratings, in stars (normalised * scale)."""
+    rows = np.repeat(np.arange(targets.shape[0]), np.diff(targets.indptr))
+
+    def score(model: "RecommenderVAE") -> float:
+        predicted = np.concatenate([out["rating"] for out in _deterministic_outputs(model, inputs)])
+        if clip:
+            predicted = np.clip(predicted, 0.0, 1.0)  # serving clips the stars to 0.5..5
+        errors = predicted[rows, targets.indices] - targets.data
+        return float(np.sqrt(np.mean(np.square(errors))) * scale) if len(errors) else 0.0
+
+    return score
 
 
 @dataclass
@@ -477,13 +796,48 @@ def _initial_rating_bias(normalized: sp.csr_matrix, rows: np.ndarray, damping: f
     return ((sums + damping * global_mean) / (counts + damping)).astype(np.float32)
 
 
+def _bias_statistics(normalized: sp.csr_matrix, item_damping: float) -> tuple[float, np.ndarray]:
+    """Global mean and damped movie biases exactly as baselines.BiasRatingModel computes them."""
+    model = BiasRatingModel(item_damping=item_damping).fit(normalized)
+    return model.global_mean, model.item_bias.astype(np.float32)
+
+
+def _ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
+    """EASE's closed form (float64 on small catalogues, float32 beyond 8,000 movies for memory)."""
+    if matrix.shape[1] <= 8_000:
+        return EASE(l2).fit(matrix).item_weights
+    rated = data.observed_mask(matrix)
+    gram = np.asarray((rated.T @ rated).todense(), dtype=np.float32)
+    gram[np.diag_indices_from(gram)] += l2
+    precision = np.linalg.inv(gram)
+    del gram
+    precision /= -np.diag(precision)[None, :]
+    np.fill_diagonal(precision, 0.0)
+    return precision
+
+
+def _liked_threshold(config: VAEConfig, matrix: sp.csr_matrix) -> float:
+    """The liked threshold in normalised units."""
+    stars = config.liked_threshold if config.liked_threshold is not None else data.relevance_threshold(matrix)
+    if config.normalization == "report-2025":
+        return (stars - 1.0) / 4.0
+    return (stars - data.RATING_MIN) / (data.RATING_MAX - data.RATING_MIN)
+
+
 def train(
     matrix: sp.spmatrix,
     config: VAEConfig | None = None,
     callbacks: Iterable[keras.callbacks.Callback] = (),
     verbose: int | str = 0,
 ) -> TrainResult:
-    """Train a VAE on a user x movie star-rating matrix; reproducible for a given ``config.seed``."""
+    """Train a VAE on a user x movie star-rating matrix; reproducible for a given ``config.seed``.
+
+    With ``rating_mode="bias_residual"`` training has two phases: the ranking (encoder, decoder,
+    movie-to-movie path) with early stopping per ``early_stopping``, then the rating residual
+    alone with the encoder frozen, early-stopped on the validation RMSE. ``callbacks`` see the
+    first phase; the history has the first phase's keys plus ``rating_loss``, ``val_rating_loss``
+    and ``val_rmse`` (stars) per epoch of the second phase.
+    """
     config = config or PRESETS["default"]
     keras.utils.set_random_seed(config.seed)
 
@@ -509,23 +863,47 @@ def train(
             validation_inputs, np.arange(len(validation_users)), config.batch_size, targets=validation_targets
         )
     )
+    # Statistics (EASE, the bias baseline) come from every rating except the validation users'
+    # hidden ones, so the validation scores stay honest.
+    other_rows = np.setdiff1d(np.arange(matrix.shape[0]), validation_users)
+    statistics = sp.vstack([normalized[other_rows], validation_inputs], format="csr")
 
+    liked_threshold = _liked_threshold(config, matrix)
     model = RecommenderVAE(
         n_items=matrix.shape[1],
         config=config.to_dict(),
         kl_anneal_steps=config.kl_anneal_epochs * len(train_batches),
+        liked_threshold=liked_threshold if config.ranking_target == "liked" else None,
     )
+    ensemble = model.item_item is not None and config.item_item_training == "ensemble"
     if model.item_item is not None and config.item_item_init_ease_l2 is not None:
-        ease = EASE(config.item_item_init_ease_l2).fit(matrix[train_users])
-        model.item_item.set_weights([ease.item_weights * config.item_item_init_scale])
-    if config.rating_head and config.rating_output == "linear":
+        model.item_item.kernel.assign(_ease_weights(statistics, config.item_item_init_ease_l2))
+    if ensemble:
+        model.item_item.scale.assign(0.0)
+    if model.rating_baseline:
+        global_mean, item_bias = _bias_statistics(statistics, config.rating_item_damping)
+        model.rating_global_mean.assign(global_mean)
+        model.rating_item_bias.assign(item_bias)
+    elif config.rating_head and config.rating_output == "linear":
         rating_layer = model.decoder.get_layer("rating")
         kernel, _ = rating_layer.get_weights()
         rating_layer.set_weights([kernel, _initial_rating_bias(normalized, train_users)])
+
+    model.phase = "ranking" if config.two_phase else "joint"
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.patience, restore_best_weights=True
+    use_ndcg = (
+        config.early_stopping == "ndcg@100" and config.ranking_head and validation_targets is not None
     )
+    if use_ndcg:
+        relevant = validation_targets.multiply(validation_targets >= liked_threshold - 1e-6).tocsr()
+        relevant.eliminate_zeros()
+        early_stopping: keras.callbacks.Callback = BestEpochStopping(
+            validation_ndcg(validation_inputs, relevant), "val_ndcg@100", "max", config.patience
+        )
+    else:
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        )
     history = model.fit(
         train_batches,
         validation_data=validation_batches,
@@ -533,13 +911,98 @@ def train(
         callbacks=[early_stopping, *callbacks],
         verbose=verbose,
     )
+    history_dict = {name: [float(value) for value in values] for name, values in history.history.items()}
+    if use_ndcg:
+        history_dict["initial_val_ndcg@100"] = [early_stopping.initial_score]
+        history_dict["best_epoch"] = [float(early_stopping.best_epoch)]
+    if ensemble:
+        history_dict.update(_calibrate_item_item(model, config, matrix, validation_inputs, validation_targets,
+                                                 liked_threshold))
+
+    if config.two_phase and validation_targets is not None:
+        history_dict.update(_train_rating_residual(model, config, train_batches, validation_inputs,
+                                                   validation_targets, verbose))
+    model.phase = "joint"
+    if config.two_phase:
+        # A fresh optimizer over every trainable weight, so the saved .keras file's optimizer
+        # matches the one Keras builds when it loads the model (no phase-2-only state).
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
+        model.optimizer.build(model.trainable_variables)
     return TrainResult(
         model=model,
-        history={name: [float(value) for value in values] for name, values in history.history.items()},
+        history=history_dict,
         config=config,
         train_users=train_users,
         validation_users=validation_users,
     )
+
+
+def _calibrate_item_item(
+    model: RecommenderVAE,
+    config: VAEConfig,
+    matrix: sp.csr_matrix,
+    validation_inputs: sp.csr_matrix,
+    validation_targets: sp.csr_matrix | None,
+    liked_threshold: float,
+) -> dict[str, list[float]]:
+    """Ensemble: pick the movie-to-movie path's weight by validation NDCG@100, then refit EASE on all ratings."""
+    scores = []
+    if validation_targets is not None:
+        relevant = validation_targets.multiply(validation_targets >= liked_threshold - 1e-6).tocsr()
+        relevant.eliminate_zeros()
+        score = validation_ndcg(validation_inputs, relevant)
+        for scale in ITEM_ITEM_SCALES:
+            model.item_item.scale.assign(scale)
+            scores.append(score(model))
+        best = ITEM_ITEM_SCALES[int(np.argmax(scores))]
+    else:
+        best = config.item_item_init_scale
+    model.item_item.scale.assign(best)
+    if config.item_item_init_ease_l2 is not None:
+        model.item_item.kernel.assign(_ease_weights(matrix, config.item_item_init_ease_l2))
+    return {"item_item_scale": [float(best)], "val_ndcg@100_by_item_item_scale": [float(s) for s in scores]}
+
+
+def _train_rating_residual(
+    model: RecommenderVAE,
+    config: VAEConfig,
+    train_batches: RowBatchDataset,
+    validation_inputs: sp.csr_matrix,
+    validation_targets: sp.csr_matrix,
+    verbose: int | str,
+) -> dict[str, list[float]]:
+    """Second phase: the rating residual alone, best validation RMSE kept (the start is bias-only)."""
+    model.phase = "rating"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.rating_learning_rate or config.learning_rate))
+    scale = 4.0 if config.normalization == "report-2025" else data.RATING_MAX - data.RATING_MIN
+    rating_layer = model.decoder.get_layer("rating")
+    stopping = BestEpochStopping(
+        validation_rmse(validation_inputs, validation_targets, scale, clip=config.normalization == "minmax"),
+        "val_rmse",
+        "min",
+        config.patience,
+        variables=lambda: rating_layer.weights,
+    )
+    validation_batches = RowBatchDataset(
+        data.RowBatcher(
+            validation_inputs, np.arange(validation_inputs.shape[0]), config.batch_size, targets=validation_targets
+        )
+    )
+    history = model.fit(
+        train_batches,
+        validation_data=validation_batches,
+        epochs=config.rating_max_epochs if config.rating_max_epochs is not None else config.max_epochs,
+        callbacks=[stopping],
+        verbose=verbose,
+    )
+    logs = history.history
+    return {
+        "rating_loss": [float(v) for v in logs.get("rating_loss", [])],
+        "val_rating_loss": [float(v) for v in logs.get("val_rating_loss", [])],
+        "val_rmse": [float(v) for v in logs.get("val_rmse", [])],
+        "initial_val_rmse": [stopping.initial_score],
+        "rating_best_epoch": [float(stopping.best_epoch)],
+    }
 
 
 def load_model(path: str) -> RecommenderVAE:

@@ -8,10 +8,10 @@ import scipy.sparse as sp
 
 keras = pytest.importorskip("keras")
 
-from recommender.ml import data, vae  # noqa: E402
+from recommender.ml import baselines, data, evaluation, vae  # noqa: E402
 from recommender.ml.inference import VAERecommender, export_weights, export_weights_npz  # noqa: E402
 
-TINY = {"encoder_units": (32, 16), "latent_dim": 8, "max_epochs": 3, "patience": 2}
+TINY = {"encoder_units": (32, 16), "latent_dim": 8, "max_epochs": 3, "patience": 2}  # rating phase: max_epochs too
 
 
 def tiny(preset_name: str = "default", **overrides: object) -> vae.VAEConfig:
@@ -69,7 +69,9 @@ def test_sampling_layer_is_registered_and_serialisable() -> None:
 
 def test_one_star_ratings_count_in_the_rating_loss() -> None:
     matrix = data.rating_matrix([0], [1], [1.0], shape=(1, 3))  # the user's only rating: 1 star
-    config = tiny(rating_user_offset_damping=None)
+    # ranking_target="rated": every rated movie is a ranking target (with "liked", the default,
+    # a 1-star movie is deliberately not one; its rating still counts in the rating loss).
+    config = tiny(rating_user_offset_damping=None, ranking_target="rated")
     model = vae.RecommenderVAE(3, config.to_dict())
     values, mask = dense_batch(config, matrix, np.array([0]))
     assert mask[0, 1] == 1.0
@@ -186,3 +188,131 @@ def test_save_and_load_with_movie_to_movie_path(ratings: sp.csr_matrix, tmp_path
         rtol=1e-6,
         atol=1e-6,
     )
+
+
+# --- Round 2: NDCG early stopping, liked-only target, movie-to-movie switch, bias + residual ---
+
+
+def _validation_split(config: vae.VAEConfig, matrix: sp.csr_matrix, result: vae.TrainResult):
+    """The (fold-in, hidden) split of the validation users that train() scores each epoch."""
+    normalized = vae.normalize_for(config, matrix)
+    return data.split_ratings_per_user(
+        normalized[result.validation_users], config.validation_holdout_fraction, seed=config.seed
+    )
+
+
+def test_early_stopping_on_validation_ndcg_restores_the_best_epoch(ratings: sp.csr_matrix) -> None:
+    config = tiny(early_stopping="ndcg@100", item_item=False, max_epochs=6, patience=2, learning_rate=1e-2)
+    result = vae.train(ratings, config)
+    scores = result.history["val_ndcg@100"]
+    assert len(scores) == result.epochs_run and {"loss", "val_loss"} <= set(result.history)
+    best = max([result.history["initial_val_ndcg@100"][0], *scores])
+    fold_in, hidden = _validation_split(config, ratings, result)
+    liked = vae._liked_threshold(config, ratings)
+    relevant = hidden.multiply(hidden >= liked - 1e-6).tocsr()
+    relevant.eliminate_zeros()
+    assert vae.validation_ndcg(fold_in, relevant)(result.model) == pytest.approx(best, abs=1e-9)
+    best_epoch = int(result.history["best_epoch"][0])
+    assert best_epoch == 0 or scores[best_epoch - 1] == pytest.approx(best)
+
+
+def test_best_epoch_stopping_keeps_the_start_when_no_epoch_beats_it(ratings: sp.csr_matrix) -> None:
+    model = vae.RecommenderVAE(ratings.shape[1], tiny(item_item=False).to_dict())
+    start = [w.copy() for w in model.get_weights()]
+    scores = iter([0.5, 0.4, 0.3])  # the start, then two worse epochs
+    stopping = vae.BestEpochStopping(lambda _: next(scores), "val_score", "max", patience=2)
+    stopping.set_model(model)
+    stopping.on_train_begin()
+    for epoch in range(2):
+        for weight in model.trainable_weights:
+            weight.assign(weight + 1.0)
+        logs: dict = {}
+        stopping.on_epoch_end(epoch, logs)
+        assert "val_score" in logs
+    assert model.stop_training and stopping.best_epoch == 0
+    stopping.on_train_end()
+    for before, after in zip(start, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_liked_target_ignores_disliked_movies_in_the_ranking_loss() -> None:
+    config = tiny(ranking_target="liked", item_item=False)
+    model = vae.RecommenderVAE(3, config.to_dict(), liked_threshold=(4.0 - 0.5) / 4.5)
+    matrix = data.rating_matrix([0, 0], [0, 1], [5.0, 2.0], shape=(1, 3))
+    values, mask = dense_batch(config, matrix, np.array([0]))
+    logits = np.array([[1.0, 2.0, 0.0]], dtype=np.float32)
+    outputs = {"ranking_logits": logits, "rating": np.zeros((1, 3), np.float32)}
+    zeros = np.zeros((1, 8), np.float32)
+    terms = model._loss_terms(outputs, zeros, zeros, values, mask)
+    log_softmax = logits[0] - np.log(np.exp(logits[0]).sum())
+    np.testing.assert_allclose(float(terms["ranking_loss"]), -log_softmax[0], rtol=1e-5)  # movie 1 (2 stars) left out
+    rated = vae.RecommenderVAE(3, tiny(ranking_target="rated", item_item=False).to_dict())
+    terms = rated._loss_terms(outputs, zeros, zeros, values, mask)
+    np.testing.assert_allclose(float(terms["ranking_loss"]), -(log_softmax[0] + log_softmax[1]), rtol=1e-5)
+
+
+def test_liked_threshold_follows_the_data() -> None:
+    whole = data.rating_matrix([0, 0], [0, 1], [4.0, 3.0], shape=(1, 2))
+    half = data.rating_matrix([0, 0], [0, 1], [3.5, 3.0], shape=(1, 2))
+    config = vae.preset("default")
+    assert vae._liked_threshold(config, whole) == pytest.approx((4.0 - 0.5) / 4.5)
+    assert vae._liked_threshold(config, half) == pytest.approx((3.5 - 0.5) / 4.5)
+
+
+def test_movie_to_movie_path_is_switched_by_catalogue_size() -> None:
+    config = vae.preset("default")
+    assert config.item_item is None  # decided by size
+    assert config.resolved_item_item(1_682) and config.resolved_item_item(20_000)
+    assert not config.resolved_item_item(59_047)  # ML-25M: n_items^2 weights would not fit in 8 GB
+    assert not config.replace(item_item_max_items=40).resolved_item_item(50)
+    assert vae.preset("default", item_item=False).resolved_item_item(50) is False
+    assert vae.preset("default", item_item=True).resolved_item_item(10**6) is True
+    small = vae.RecommenderVAE(50, tiny().to_dict())
+    large = vae.RecommenderVAE(50, tiny(item_item_max_items=40).to_dict())
+    assert small.item_item is not None and large.item_item is None
+    assert not small.item_item.kernel.trainable  # the default keeps EASE's weights frozen
+
+
+def test_item_item_path_starts_from_ease_with_a_zero_diagonal(ratings: sp.csr_matrix) -> None:
+    config = tiny(max_epochs=1)
+    model = vae.train(ratings, config).model
+    kernel = model.item_item.kernel.numpy()
+    assert np.all(np.diag(kernel) == 0) and np.abs(kernel).sum() > 0
+
+
+def test_bias_plus_residual_is_never_worse_than_the_bias_baseline_on_validation(ratings: sp.csr_matrix) -> None:
+    config = tiny(rating_mode="bias_residual", rating_max_epochs=5, patience=2)
+    result = vae.train(ratings, config)
+    history = result.history
+    assert {"rating_loss", "val_rmse", "initial_val_rmse"} <= set(history)
+    # The zero residual is the bias model itself: its validation RMSE is the starting point.
+    fold_in, hidden = _validation_split(config, ratings, result)
+    normalized = vae.normalize_for(config, ratings)
+    others = np.setdiff1d(np.arange(ratings.shape[0]), result.validation_users)
+    statistics = sp.vstack([normalized[others], fold_in], format="csr")
+    statistics.data = data.denormalize_ratings(statistics.data)
+    bias = baselines.BiasRatingModel(config.rating_item_damping, config.rating_user_offset_damping).fit(statistics)
+    stars_fold_in = fold_in.copy()
+    stars_fold_in.data = data.denormalize_ratings(stars_fold_in.data)
+    stars_hidden = hidden.copy()
+    stars_hidden.data = data.denormalize_ratings(stars_hidden.data)
+    bias_rmse = evaluation.rmse(evaluation.rating_errors(bias.predict_ratings(stars_fold_in), stars_hidden))
+    assert history["initial_val_rmse"][0] == pytest.approx(bias_rmse, abs=1e-4)
+    served = vae.to_recommender(result.model)
+    final_rmse = evaluation.rmse(evaluation.rating_errors(served.predict_ratings(stars_fold_in), stars_hidden))
+    assert final_rmse <= bias_rmse + 1e-6
+    assert final_rmse == pytest.approx(min([bias_rmse, *history["val_rmse"]]), abs=1e-4)
+
+
+def test_zero_residual_predicts_exactly_the_bias_baseline(ratings: sp.csr_matrix) -> None:
+    config = tiny(rating_mode="bias_residual", max_epochs=1, rating_max_epochs=1, validation_holdout_fraction=0.2)
+    model = vae.train(ratings, config).model
+    rating_layer = model.decoder.get_layer("rating")
+    rating_layer.set_weights([np.zeros_like(w) for w in rating_layer.get_weights()])
+    served = vae.to_recommender(model)
+    # Fit the baseline on the same statistics train() used, in stars.
+    global_mean = float(model.rating_global_mean.numpy()) * 4.5 + 0.5
+    bias = baselines.BiasRatingModel()
+    bias.global_mean = global_mean
+    bias.item_bias = model.rating_item_bias.numpy().astype(np.float64) * 4.5
+    np.testing.assert_allclose(served.predict_ratings(ratings[:10]), bias.predict_ratings(ratings[:10]), atol=1e-5)

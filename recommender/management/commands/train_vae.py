@@ -1,10 +1,11 @@
-"""manage.py train_vae [--preset NAME] [--<hyperparameter> VALUE ...] [--activate]"""
+"""manage.py train_vae [--preset NAME] [--<hyperparameter> VALUE ...] [--activate] | train_vae --async"""
 import dataclasses
 
 from django.core.management.base import BaseCommand, CommandError
 
+from recommender.models import TrainingJob
 from recommender.selectors import model_version_active
-from recommender.services import TrainingError, model_version_activate, model_version_train
+from recommender.services import TrainingError, model_version_activate, model_version_train, training_job_enqueue
 
 
 def _option_name(field_name: str) -> str:
@@ -46,6 +47,11 @@ class Command(BaseCommand):
         parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="starting configuration (default: %(default)s)")
         parser.add_argument("--activate", action="store_true", help="put the new version in service when training succeeds")
         parser.add_argument("--unless-active", action="store_true", help="do nothing when a model is already active (start-up scripts)")
+        parser.add_argument(
+            "--async", dest="run_async", action="store_true",
+            help="queue a training for a Celery worker (queue 'training') instead of training here; it is activated "
+            "when not worse than the active model (settings RECOMMENDER_TRAINING_PRESET/OVERRIDES apply)",
+        )
         group = parser.add_argument_group("hyperparameters (each overrides the preset)")
         defaults = VAEConfig()
         for field in dataclasses.fields(VAEConfig):
@@ -56,7 +62,7 @@ class Command(BaseCommand):
                 metavar=field.name.upper(), help=f"default preset: {shown}",
             )
 
-    def handle(self, *args, preset: str, activate: bool, unless_active: bool, verbosity: int = 1, **options):
+    def handle(self, *args, preset: str, activate: bool, unless_active: bool, run_async: bool = False, verbosity: int = 1, **options):
         from recommender.ml.vae import preset as make_preset
 
         if unless_active and (active := model_version_active()):
@@ -64,6 +70,8 @@ class Command(BaseCommand):
             return
 
         overrides = {key[3:]: value for key, value in options.items() if key.startswith("hp_") and value is not None}
+        if run_async:
+            return self._enqueue(overrides, preset)
         try:
             config = make_preset(preset, **overrides)
         except (TypeError, ValueError) as error:
@@ -88,6 +96,18 @@ class Command(BaseCommand):
             self.stdout.write(f"Artifacts: {version.artifact_path}/ (loss plot: {version.artifact('loss.png')})")
             if not activate:
                 self.stdout.write(f"Put it in service with: manage.py activate_model {version.pk} (or the admin action)")
+
+    def _enqueue(self, overrides: dict, preset: str) -> None:
+        if overrides or preset != "default":
+            raise CommandError("--async trains with the worker's settings: set RECOMMENDER_TRAINING_PRESET and RECOMMENDER_TRAINING_OVERRIDES there")
+        job = training_job_enqueue(reason=TrainingJob.Reason.MANUAL)
+        if job is None:
+            self.stdout.write("A training is already queued; nothing more to do.")
+            return
+        job.refresh_from_db()
+        if job.status == TrainingJob.Status.FAILED:
+            raise CommandError(f"training job {job.pk} {job.error}")
+        self.stdout.write(self.style.SUCCESS(f"Queued training job {job.pk} (task {job.task_id}) on the 'training' queue."))
 
     def _epoch(self, epoch: int, logs: dict) -> None:
         losses = " ".join(f"{name} {value:.4f}" for name, value in logs.items())

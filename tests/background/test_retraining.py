@@ -1,0 +1,257 @@
+"""Fast unit tests of background retraining: the trigger, the lock, the activation decision, the job runner."""
+import datetime
+import io
+import logging
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from movies.models import Movie, Rating
+from movies.services import rating_set
+from recommender import artifacts, tasks
+from recommender.models import ModelVersion, TrainingJob, TrainingLock
+from recommender.recommendations import registry
+from recommender.selectors import ratings_since_snapshot_count, training_in_progress
+from recommender.services import (
+    model_version_activate_if_not_worse,
+    training_job_enqueue,
+    training_job_request_if_due,
+    training_job_run,
+    training_lock_acquire,
+    training_lock_release,
+    training_lock_renew,
+)
+from tests.accounts.factories import UserFactory
+from tests.conftest import TINY
+
+pytestmark = pytest.mark.django_db
+OLD = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+
+
+@pytest.fixture
+def published(monkeypatch):
+    sent = []
+    monkeypatch.setattr(tasks.model_version_train_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+    return sent
+
+
+def version_with_files(*, status="ready", newest=OLD, metric=None) -> ModelVersion:
+    version = ModelVersion.objects.create(status=status, data_stats={"newest_rated_at": newest.isoformat()})
+    version.artifact_path = artifacts.artifact_folder(version.pk)
+    version.artifact_sha256 = {
+        name: artifacts.artifact_write(folder=version.artifact_path, name=name, content=b"x")
+        for name in (artifacts.SERVING_WEIGHTS, artifacts.MOVIE_INDEX)
+    }
+    version.save()
+    return version
+
+
+def add_ratings(count, when=None):
+    user = UserFactory()
+    movies = Movie.objects.bulk_create([Movie(movielens_id=10_000 + Movie.objects.count() + i, title=f"m{i}") for i in range(count)])
+    Rating.objects.bulk_create([Rating(user=user, movie=m, score=4.0, rated_at=when or timezone.now()) for m in movies])
+
+
+# ------------------------------------------------------------------------------------------- trigger
+
+
+def test_trigger_counts_ratings_since_the_snapshot_and_queues_once(settings, published, django_capture_on_commit_callbacks):
+    settings.RETRAIN_THRESHOLD = 3
+    version_with_files(status="active", newest=OLD)
+    add_ratings(5, when=OLD)  # in the snapshot already
+    add_ratings(2)
+    assert ratings_since_snapshot_count() == 2 and training_job_request_if_due(reason="new_ratings") is None
+
+    add_ratings(1)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = training_job_request_if_due(reason="new_ratings")
+    assert job.status == TrainingJob.Status.QUEUED and job.new_ratings == 3 and training_in_progress()
+    assert published == [{"kwargs": {"job_id": job.pk}, "task_id": job.task_id}]
+    # Queued already: later ratings and a manual request add nothing.
+    assert training_job_request_if_due(reason="new_ratings") is None and training_job_enqueue(reason="manual") is None
+
+
+def test_a_rejected_candidates_snapshot_also_counts(settings):
+    settings.RETRAIN_THRESHOLD = 2
+    version_with_files(status="active", newest=OLD)
+    add_ratings(3, when=OLD + datetime.timedelta(days=1))
+    assert ratings_since_snapshot_count() == 3
+    version_with_files(status="ready", newest=OLD + datetime.timedelta(days=1))  # trained on them, not activated
+    assert ratings_since_snapshot_count() == 0
+
+
+def test_each_committed_rating_runs_the_trigger(settings, published, django_capture_on_commit_callbacks):
+    settings.RETRAIN_THRESHOLD = 1
+    movie = Movie.objects.create(movielens_id=1, title="One")
+    with django_capture_on_commit_callbacks(execute=True):
+        rating_set(user=UserFactory(), movie=movie, score=4)
+    assert TrainingJob.objects.get().reason == TrainingJob.Reason.NEW_RATINGS and len(published) == 1
+
+
+def test_broker_failure_is_logged_and_the_rating_kept(settings, monkeypatch, client, caplog, django_capture_on_commit_callbacks):
+    settings.RETRAIN_THRESHOLD = 1
+
+    def broker_down(**kwargs):
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(tasks.model_version_train_task, "apply_async", broker_down)
+    movie = Movie.objects.create(movielens_id=1, title="One")
+    client.force_login(user := UserFactory())
+    with django_capture_on_commit_callbacks(execute=True), caplog.at_level(logging.ERROR):
+        response = client.post(reverse("movies:rate"), {"movie": movie.pk, "score": 4})
+    assert response.status_code == 302 and Rating.objects.filter(user=user).exists()
+    assert "Could not queue training job" in caplog.text
+    job = TrainingJob.objects.get()
+    assert job.status == TrainingJob.Status.FAILED and "Connection refused" in job.error and not training_in_progress()
+
+
+def test_periodic_task_queues_what_was_missed(settings, published):
+    settings.RETRAIN_THRESHOLD = 2
+    add_ratings(2)
+    tasks.retraining_check_task()
+    assert TrainingJob.objects.get().reason == TrainingJob.Reason.PERIODIC
+
+
+# ------------------------------------------------------------------------------------------- lock
+
+
+def test_lock_is_exclusive_renewable_and_expires():
+    assert training_lock_acquire(holder="a", seconds=60)
+    assert not training_lock_acquire(holder="b", seconds=60)
+    assert training_lock_renew(holder="a", seconds=60) and not training_lock_renew(holder="b", seconds=60)
+    TrainingLock.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))  # "a" died
+    assert not training_in_progress()
+    assert training_lock_acquire(holder="b", seconds=60)
+    assert not training_lock_renew(holder="a", seconds=60)
+    training_lock_release(holder="a")  # not a's any more: untouched
+    assert TrainingLock.objects.get().holder == "b"
+    training_lock_release(holder="b")
+    assert not TrainingLock.objects.exists()
+
+
+# ------------------------------------------------------------------------------------------- activation decision
+
+
+@pytest.mark.parametrize(
+    ("candidate", "active_score", "margin", "decision"),
+    [(0.30, 0.30, 0.01, "activated"), (0.295, 0.30, 0.01, "activated"), (0.28, 0.30, 0.01, "rejected"), (0.5, 0.3, 0.0, "activated")],
+)
+def test_activation_decision_with_margin(settings, candidate, active_score, margin, decision):
+    settings.RETRAIN_ACTIVATION_MARGIN = margin
+    active = version_with_files(status="active")
+    new = version_with_files()
+    new.activation_details = {"metric": "ndcg@100", "candidate": candidate, "active": active_score, "active_version": active.pk}
+    model_version_activate_if_not_worse(version=new)
+    new.refresh_from_db()
+    assert new.activation_decision == decision and new.activation_details["margin"] == margin and new.activation_details["reason"]
+    assert ModelVersion.objects.get(status="active") == (new if decision == "activated" else active)
+
+
+def test_activation_without_or_with_a_broken_active_model():
+    first = version_with_files()
+    first.activation_details = {"metric": "ndcg@100", "candidate": 0.1, "active_version": None}
+    assert model_version_activate_if_not_worse(version=first).status == "active"
+    second = version_with_files()
+    second.activation_details = {"metric": "ndcg@100", "candidate": 0.0, "active": None, "active_version": first.pk, "active_error": "corrupt"}
+    assert model_version_activate_if_not_worse(version=second).status == "active"
+    assert "cannot be loaded" in ModelVersion.objects.get(pk=second.pk).activation_details["reason"]
+
+
+# ------------------------------------------------------------------------------------------- the job runner
+
+
+def test_job_trains_compares_activates_and_is_idempotent(two_taste_catalogue, settings, published):
+    settings.RECOMMENDER_TRAINING_OVERRIDES = {**TINY, "max_epochs": 2}
+    job = training_job_enqueue(reason="manual")
+    training_job_run(job_id=job.pk, worker="w1")
+    job.refresh_from_db()
+    version = job.model_version
+    assert job.status == TrainingJob.Status.SUCCEEDED and not job.pending and job.worker == "w1"
+    assert version.status == "active" and version.activation_decision == "activated" and version.activation_details["candidate"] is not None
+    assert not TrainingLock.objects.exists()
+    training_job_run(job_id=job.pk)  # delivered twice: nothing happens
+    assert ModelVersion.objects.count() == 1
+
+    second = training_job_enqueue(reason="manual")
+    training_job_run(job_id=second.pk)
+    second.refresh_from_db()
+    # Compared with version 1 on the same held-out users.
+    assert second.model_version.activation_details["active_version"] == version.pk
+    assert second.model_version.activation_details["active"] is not None
+
+
+def test_a_failed_training_keeps_the_active_model_and_releases_the_lock(db, settings, published):
+    active = version_with_files(status="active")
+    job = training_job_enqueue(reason="manual")
+    with pytest.raises(Exception, match="no ratings"):
+        training_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == TrainingJob.Status.FAILED and "no ratings" in job.error and job.model_version.status == "failed"
+    assert ModelVersion.objects.get(status="active") == active and not TrainingLock.objects.exists()
+
+
+def test_a_job_waits_out_a_held_lock_and_automatic_jobs_skip_when_nothing_is_new(db, settings, published):
+    training_lock_acquire(holder="someone else", seconds=60)
+    job = training_job_enqueue(reason="manual")
+    training_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == TrainingJob.Status.SKIPPED and "lock" in job.error
+    training_lock_release(holder="someone else")
+    settings.RETRAIN_THRESHOLD = 10
+    automatic = training_job_enqueue(reason="periodic")
+    training_job_run(job_id=automatic.pk)
+    automatic.refresh_from_db()
+    assert automatic.status == TrainingJob.Status.SKIPPED and ModelVersion.objects.count() == 0
+
+
+def test_a_lost_running_job_is_reaped_when_the_next_is_queued(db, published):
+    training_lock_acquire(holder="dead worker", seconds=60)
+    lost = TrainingJob.objects.create(reason="manual", status="running", model_version=ModelVersion.objects.create())
+    assert training_job_enqueue(reason="manual") is None  # still running as far as anyone knows
+    TrainingLock.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    assert training_job_enqueue(reason="manual") is not None
+    lost.refresh_from_db()
+    assert lost.status == "failed" and "worker was lost" in lost.error and lost.model_version.status == "failed"
+
+
+# ------------------------------------------------------------------------------------------- command, admin, serving
+
+
+def test_train_vae_async_queues_a_job(published, capsys, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("train_vae", "--async")
+    job = TrainingJob.objects.get()
+    assert job.reason == TrainingJob.Reason.MANUAL and "Queued training job" in capsys.readouterr().out and len(published) == 1
+
+
+def test_admin_retrain_now_and_training_state(client, published, django_capture_on_commit_callbacks):
+    client.force_login(UserFactory(username="boss", is_staff=True, is_superuser=True))
+    listing = client.get(reverse("admin:recommender_modelversion_changelist"))
+    assert "No training queued or running." in listing.text and "Retrain now" in listing.text
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:recommender_modelversion_retrain"), follow=True)
+    assert "queued; a training worker will pick it up" in response.text and len(published) == 1
+    assert "waiting since" in response.text
+    training_lock_acquire(holder="job 1 on gpu-1", seconds=60)
+    assert "Training running (job 1 on gpu-1" in client.get(reverse("admin:recommender_trainingjob_changelist")).text
+    response = client.post(reverse("admin:recommender_modelversion_retrain"), follow=True)
+    assert "already queued" in response.text
+
+
+def test_a_corrupt_newly_active_version_keeps_the_previous_one_in_service(two_taste_catalogue, settings, caplog):
+    from recommender.ml import vae
+    from recommender.services import model_version_activate, model_version_train
+
+    first = model_version_activate(version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1})))
+    second = model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1}))
+    assert registry.current().version_id == first.pk
+    default_storage.delete(second.artifact(artifacts.MOVIE_INDEX))  # missing after activation (e.g. storage lost it)
+    ModelVersion.objects.filter(pk=first.pk).update(status="ready")
+    ModelVersion.objects.filter(pk=second.pk).update(status="active")
+    with caplog.at_level(logging.ERROR):
+        assert registry.current().version_id == first.pk
+    assert f"Cannot load model version {second.pk}, keeping version {first.pk}" in caplog.text and "missing" in caplog.text
+    default_storage.save(second.artifact(artifacts.MOVIE_INDEX), io.BytesIO(b'{"movie_ids": []}'))
