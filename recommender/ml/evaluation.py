@@ -184,18 +184,8 @@ def evaluate(
             started = time.perf_counter()
             model = factory(train_matrix)
             fit_seconds[name].append(time.perf_counter() - started)
-            scores = _FoldScores()
-            for start in range(0, fold_in.shape[0], batch_size):
-                batch = slice(start, start + batch_size)
-                ranking = exclude_rated(model.rank_scores(fold_in[batch]), fold_in[batch])
-                predictions = model.predict_ratings(fold_in[batch])
-                errors = None if predictions is None else rating_errors(predictions, held_out[batch])
-                scores.add(top_n_indices(ranking, LONGEST_LIST), relevant[batch], errors)
-            per_user, errors, top_items = scores.concatenated()
-            fold_metrics = {metric: float(values.mean()) for metric, values in per_user.items()}
-            fold_metrics[COVERAGE_METRIC] = catalogue_coverage(top_items, n_items, 10)
+            fold_metrics, per_user, errors = _score_split(model, fold_in, held_out, relevant, batch_size)
             if errors is not None:
-                fold_metrics.update(rmse=rmse(errors), mae=mae(errors))
                 pooled_errors[name].append(errors)
             per_fold[name].append(fold_metrics)
             pooled_users[name].append(per_user)
@@ -291,13 +281,10 @@ def format_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def score_holdout(
-    model: Recommender, fold_in: sp.spmatrix, held_out: sp.spmatrix, threshold: float, batch_size: int = 1024
-) -> dict[str, float]:
-    """Every metric of the protocol for one trained model on one (fold-in, held-out) split of some users."""
-    fold_in, held_out = sp.csr_matrix(fold_in), sp.csr_matrix(held_out)
-    relevant = held_out.multiply(held_out >= threshold).tocsr()
-    relevant.eliminate_zeros()
+def _score_split(
+    model: Recommender, fold_in: sp.csr_matrix, held_out: sp.csr_matrix, relevant: sp.csr_matrix, batch_size: int
+) -> tuple[dict[str, float], dict[str, np.ndarray], np.ndarray | None]:
+    """Metrics of one trained model on one split, plus the per-user values and rating errors for pooling."""
     scores = _FoldScores()
     for start in range(0, fold_in.shape[0], batch_size):
         batch = slice(start, start + batch_size)
@@ -310,4 +297,14 @@ def score_holdout(
     metrics[COVERAGE_METRIC] = catalogue_coverage(top_items, fold_in.shape[1], 10)
     if errors is not None:
         metrics.update(rmse=rmse(errors), mae=mae(errors))
-    return metrics
+    return metrics, per_user, errors
+
+
+def score_holdout(
+    model: Recommender, fold_in: sp.spmatrix, held_out: sp.spmatrix, threshold: float, batch_size: int = 1024
+) -> dict[str, float]:
+    """Every metric of the protocol for one trained model on one (fold-in, held-out) split of some users."""
+    fold_in, held_out = sp.csr_matrix(fold_in), sp.csr_matrix(held_out)
+    relevant = held_out.multiply(held_out >= threshold).tocsr()
+    relevant.eliminate_zeros()
+    return _score_split(model, fold_in, held_out, relevant, batch_size)[0]
