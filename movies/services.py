@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 MOVIELENS_USERNAME_PREFIX = "movielens_"
 _WRITE_BATCH = 5_000
 _IN_QUERY_BATCH = 10_000  # stays under SQLite's limit on bound parameters
+# PostgreSQL: a ratings file this large (about 1.5 million ratings) is loaded with the table's foreign keys and
+# secondary indexes dropped and rebuilt (see _PostgresRatingCopy).
+BULK_LOAD_MIN_BYTES = 40 * 1024 * 1024
 
 # Opens a progress display for a total of bytes and returns something with .update(n_bytes).
 ProgressFactory = Callable[[int, str], AbstractContextManager]
@@ -237,32 +240,151 @@ def _timestamps_for_db(seconds: np.ndarray) -> list:
     return [datetime.fromtimestamp(int(s), tz=UTC) for s in seconds]
 
 
+def _last_of_each_pair(user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+    """Positions that keep the last line of each (user, movie) pair, in (user, movie) order.
+
+    A file that rates the same movie twice keeps its later line, as the row-by-row upsert always did. Key order
+    also keeps B-tree inserts local: about twice as fast as file order.
+    """
+    order = np.lexsort((np.arange(len(user_ids)), movie_ids, user_ids))
+    users, movies = user_ids[order], movie_ids[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = (users[1:] != users[:-1]) | (movies[1:] != movies[:-1])
+    return order[last]
+
+
+class _RatingUpsert:
+    """Writes rating chunks with an upsert on (user, movie): portable SQL, executemany (SQLite, other backends)."""
+
+    def __init__(self, cursor) -> None:
+        self.cursor = cursor
+        # Raw upsert: the ORM would build 25 million model instances for ML-25M. ON CONFLICT is what makes a
+        # re-import update in place instead of failing.
+        self.sql = (
+            f"INSERT INTO {Rating._meta.db_table} (user_id, movie_id, score, rated_at) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (user_id, movie_id) DO UPDATE SET score = excluded.score, rated_at = excluded.rated_at"
+        )
+
+    def write(self, user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, seconds: np.ndarray) -> None:
+        batch = list(zip(user_ids.tolist(), movie_ids.tolist(), scores.tolist(), _timestamps_for_db(seconds)))
+        for start in range(0, len(batch), _WRITE_BATCH * 4):
+            self.cursor.executemany(self.sql, batch[start : start + _WRITE_BATCH * 4])
+
+    def finish(self) -> None:
+        pass
+
+
+# PostgreSQL binary COPY: one row is a field count, then each field's length and big-endian value.
+_PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_PG_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+_PG_COPY_ROW = np.dtype([
+    ("fields", ">i2"), ("user_len", ">i4"), ("user_id", ">i8"), ("movie_len", ">i4"), ("movie_id", ">i8"),
+    ("score_len", ">i4"), ("score", ">f8"), ("rated_at_len", ">i4"), ("rated_at", ">i8"),
+])
+_PG_EPOCH_SECONDS = 946_684_800  # timestamptz counts microseconds from 2000-01-01 UTC
+
+
+def pg_copy_ratings_payload(user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, seconds: np.ndarray) -> bytes:
+    """A complete binary COPY stream of (user_id, movie_id, score, rated_at) rows, built by NumPy without a Python loop."""
+    rows = np.empty(len(user_ids), dtype=_PG_COPY_ROW)
+    rows["fields"] = 4
+    rows["user_len"] = rows["movie_len"] = rows["score_len"] = rows["rated_at_len"] = 8
+    rows["user_id"], rows["movie_id"], rows["score"] = user_ids, movie_ids, scores
+    rows["rated_at"] = (seconds.astype(np.int64) - _PG_EPOCH_SECONDS) * 1_000_000
+    return _PG_COPY_HEADER + rows.tobytes() + _PG_COPY_TRAILER
+
+
+class _PostgresRatingCopy:
+    """PostgreSQL: binary COPY of each chunk into a temporary table, then one set-based upsert per chunk.
+
+    About 10x faster than INSERT statements: no per-row statement, no text parsing, no Python datetimes. Rows
+    whose score and date did not change are left alone, so a re-import does not rewrite (and bloat) the table.
+
+    With ``bulk`` (a large file), the ratings table's foreign keys and secondary indexes are dropped for the load
+    and rebuilt at the end, inside the import's transaction (a failure restores them with everything else):
+    per-row foreign-key checks, deferred to the commit, and index maintenance were two thirds of the time. The
+    price is an exclusive lock on the ratings table until the import commits, so pages that read ratings wait:
+    large imports belong in a maintenance window (README). The (user, movie) unique index stays: upserts need it.
+    """
+
+    stage = "movielens_rating_stage"
+
+    def __init__(self, cursor, *, bulk: bool) -> None:
+        self.cursor = cursor
+        self.table = Rating._meta.db_table
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {self.stage} (user_id bigint, movie_id bigint, score double precision, "
+            "rated_at timestamptz) ON COMMIT DROP"
+        )
+        self.upsert = (
+            f"INSERT INTO {self.table} AS r (user_id, movie_id, score, rated_at) "
+            f"SELECT user_id, movie_id, score, rated_at FROM {self.stage} "
+            "ON CONFLICT (user_id, movie_id) DO UPDATE SET score = excluded.score, rated_at = excluded.rated_at "
+            "WHERE (r.score, r.rated_at) IS DISTINCT FROM (excluded.score, excluded.rated_at)"
+        )
+        self.dropped_foreign_keys: list[tuple[str, str]] = []
+        self.dropped_indexes: list[tuple[str, str]] = []
+        if bulk:
+            self._drop_foreign_keys_and_secondary_indexes()
+
+    def _drop_foreign_keys_and_secondary_indexes(self) -> None:
+        # Definitions are read back from the catalogue, so they are recreated exactly as the migrations made them.
+        self.cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            [self.table],
+        )
+        self.dropped_foreign_keys = list(self.cursor.fetchall())
+        self.cursor.execute(
+            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = %s::regclass AND NOT x.indisprimary AND NOT x.indisunique "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+            [self.table],
+        )
+        self.dropped_indexes = list(self.cursor.fetchall())
+        for name, _ in self.dropped_foreign_keys:
+            self.cursor.execute(f'ALTER TABLE {self.table} DROP CONSTRAINT "{name}"')
+        for name, _ in self.dropped_indexes:
+            self.cursor.execute(f'DROP INDEX "{name}"')
+
+    def write(self, user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, seconds: np.ndarray) -> None:
+        raw = self.cursor.cursor  # psycopg's own cursor under Django's wrapper
+        with raw.copy(f"COPY {self.stage} (user_id, movie_id, score, rated_at) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(pg_copy_ratings_payload(user_ids, movie_ids, scores, seconds))
+        self.cursor.execute(self.upsert)
+        self.cursor.execute(f"TRUNCATE {self.stage}")
+
+    def finish(self) -> None:
+        self.cursor.execute(f"DROP TABLE IF EXISTS {self.stage}")
+        if self.dropped_indexes or self.dropped_foreign_keys:
+            # Sorting for an index build is much faster with more than the default 64 MB of working memory.
+            self.cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        for _, definition in self.dropped_indexes:
+            self.cursor.execute(definition)
+        for name, definition in self.dropped_foreign_keys:
+            # One validating join over the table instead of one lookup per row.
+            self.cursor.execute(f'ALTER TABLE {self.table} ADD CONSTRAINT "{name}" {definition}')
+
+
 def _import_ratings(
     reader: Reader, movie_pks: dict[int, int], users: _UserImporter, run: ImportRun, progress: ProgressFactory | None
 ) -> None:
     movies = _MovieLookup(movie_pks)
-    table = Rating._meta.db_table
-    # Raw upsert: the ORM would build 25 million model instances for ML-25M. Both SQLite and PostgreSQL
-    # support ON CONFLICT, which is what makes a re-import update in place instead of failing.
-    sql = (
-        f"INSERT INTO {table} (user_id, movie_id, score, rated_at) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (user_id, movie_id) DO UPDATE SET score = excluded.score, rated_at = excluded.rated_at"
-    )
     before = Rating.objects.count()
     rows = 0
     display = progress(reader.ratings_size(), reader.ratings_file) if progress else nullcontext(_NoProgress())
     with display as bar, connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            writer = _PostgresRatingCopy(cursor, bulk=reader.ratings_size() >= BULK_LOAD_MIN_BYTES)
+        else:
+            writer = _RatingUpsert(cursor)
         chunk: RatingChunk
         for chunk in reader.ratings(on_bytes=bar.update):
             movie_ids = movies.pks_for(chunk.movie_ids, chunk.file, chunk.lines)
             user_ids = users.pks_for(chunk.user_ids)
-            # Writing in key order keeps B-tree inserts local: about twice as fast as file order on SQLite.
-            order = np.lexsort((movie_ids, user_ids))
-            rated_at = _timestamps_for_db(chunk.timestamps[order])
-            batch = list(zip(user_ids[order].tolist(), movie_ids[order].tolist(), chunk.scores[order].tolist(), rated_at))
-            for start in range(0, len(batch), _WRITE_BATCH * 4):
-                cursor.executemany(sql, batch[start : start + _WRITE_BATCH * 4])
+            keep = _last_of_each_pair(user_ids, movie_ids)
+            writer.write(user_ids[keep], movie_ids[keep], chunk.scores[keep], chunk.timestamps[keep])
             rows += len(chunk)
+        writer.finish()
     run.ratings_created = Rating.objects.count() - before
     run.ratings_updated = rows - run.ratings_created
 
