@@ -48,12 +48,18 @@ def test_refresh_rating_stats():
     RatingFactory(movie=movie, score=5.0)
     RatingFactory(movie=movie, score=2.0)
 
-    assert movie_refresh_rating_stats() == 2
+    assert movie_refresh_rating_stats() == 1  # the movies whose figures changed
 
     movie.refresh_from_db()
     unrated.refresh_from_db()
     assert (movie.rating_count, movie.rating_mean) == (2, 3.5)
     assert (unrated.rating_count, unrated.rating_mean) == (0, None)
+    assert movie_refresh_rating_stats() == 0
+
+    Rating.objects.filter(movie=movie).delete()  # a movie that lost every rating goes back to none
+    assert movie_refresh_rating_stats() == 1
+    movie.refresh_from_db()
+    assert (movie.rating_count, movie.rating_mean) == (0, None)
 
 
 def test_indexes_for_ratings_by_user_movie_and_time():
