@@ -23,8 +23,9 @@ Only this module imports TensorFlow/Keras; serving uses :mod:`recommender.ml.inf
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import keras
 import numpy as np
@@ -675,13 +676,35 @@ class RowBatchDataset(keras.utils.PyDataset):
         self.batcher.on_epoch_end()
 
 
-def _deterministic_outputs(model: "RecommenderVAE", inputs: sp.csr_matrix, batch_size: int = 512) -> list[dict[str, np.ndarray]]:
-    """The deterministic pass (z = z_mean) over the rows of a normalised CSR matrix, batch by batch."""
-    outputs = []
+def _deterministic_batches(
+    model: "RecommenderVAE", inputs: sp.csr_matrix, batch_size: int = 512
+) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+    """The deterministic pass (z = z_mean) over the rows of a normalised CSR matrix, one batch at a time.
+
+    Callers reduce each batch before the next: all validation users' scores at once would be dense
+    users x movies (32,000 x 59,000 float32 = 7.6 GB at ML-25M size).
+    """
     for start in range(0, inputs.shape[0], batch_size):
-        values, mask = data.densify_rows(inputs, np.arange(start, min(start + batch_size, inputs.shape[0])))
-        outputs.append({name: np.asarray(value) for name, value in model((values, mask), training=False).items()})
-    return outputs
+        rows = slice(start, min(start + batch_size, inputs.shape[0]))
+        values, mask = data.densify_rows(inputs, np.arange(rows.start, rows.stop))
+        yield rows, {name: np.asarray(value) for name, value in model((values, mask), training=False).items()}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds each epoch's wall-clock seconds (training, validation and early-stopping scoring) to the logs as
+    ``name``, so the history shows what an epoch costs on the machine that trained it."""
+
+    def __init__(self, name: str = "epoch_seconds") -> None:
+        super().__init__()
+        self.name = name
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs[self.name] = time.perf_counter() - self._started
 
 
 class BestEpochStopping(keras.callbacks.Callback):
@@ -747,23 +770,30 @@ def validation_ndcg(inputs: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 100
     inputs, relevant, n_relevant = inputs[users], relevant[users], n_relevant[users]
 
     def score(model: "RecommenderVAE") -> float:
-        logits = np.concatenate([out["ranking_logits"] for out in _deterministic_outputs(model, inputs)])
-        top = top_n_indices(exclude_rated(logits, inputs), k)
-        return float(ndcg_at_k(hits_matrix(top, relevant), n_relevant, k).mean()) if len(users) else 0.0
+        if not len(users):
+            return 0.0
+        per_user = []
+        for rows, out in _deterministic_batches(model, inputs):
+            top = top_n_indices(exclude_rated(out["ranking_logits"], inputs[rows]), k)
+            per_user.append(ndcg_at_k(hits_matrix(top, relevant[rows]), n_relevant[rows], k))
+        return float(np.concatenate(per_user).mean())
 
     return score
 
 
 def validation_rmse(inputs: sp.csr_matrix, targets: sp.csr_matrix, scale: float, clip: bool = True):
     """score(model) -> RMSE of the rating head on the hidden ratings, in stars (normalised * scale)."""
-    rows = np.repeat(np.arange(targets.shape[0]), np.diff(targets.indptr))
 
     def score(model: "RecommenderVAE") -> float:
-        predicted = np.concatenate([out["rating"] for out in _deterministic_outputs(model, inputs)])
-        if clip:
-            predicted = np.clip(predicted, 0.0, 1.0)  # serving clips the stars to 0.5..5
-        errors = predicted[rows, targets.indices] - targets.data
-        return float(np.sqrt(np.mean(np.square(errors))) * scale) if len(errors) else 0.0
+        squared_errors, count = 0.0, 0
+        for rows, out in _deterministic_batches(model, inputs):
+            predicted = np.clip(out["rating"], 0.0, 1.0) if clip else out["rating"]  # serving clips to 0.5..5 stars
+            batch_targets = targets[rows]
+            target_rows = np.repeat(np.arange(batch_targets.shape[0]), np.diff(batch_targets.indptr))
+            errors = predicted[target_rows, batch_targets.indices] - batch_targets.data
+            squared_errors += float(np.square(errors, dtype=np.float64).sum())
+            count += len(errors)
+        return float(np.sqrt(squared_errors / count) * scale) if count else 0.0
 
     return score
 
@@ -908,7 +938,7 @@ def train(
         train_batches,
         validation_data=validation_batches,
         epochs=config.max_epochs,
-        callbacks=[early_stopping, *callbacks],
+        callbacks=[early_stopping, EpochTimer(), *callbacks],
         verbose=verbose,
     )
     history_dict = {name: [float(value) for value in values] for name, values in history.history.items()}
@@ -992,7 +1022,7 @@ def _train_rating_residual(
         train_batches,
         validation_data=validation_batches,
         epochs=config.rating_max_epochs if config.rating_max_epochs is not None else config.max_epochs,
-        callbacks=[stopping],
+        callbacks=[stopping, EpochTimer()],
         verbose=verbose,
     )
     logs = history.history
@@ -1000,6 +1030,7 @@ def _train_rating_residual(
         "rating_loss": [float(v) for v in logs.get("rating_loss", [])],
         "val_rating_loss": [float(v) for v in logs.get("val_rating_loss", [])],
         "val_rmse": [float(v) for v in logs.get("val_rmse", [])],
+        "rating_epoch_seconds": [float(v) for v in logs.get("epoch_seconds", [])],
         "initial_val_rmse": [stopping.initial_score],
         "rating_best_epoch": [float(stopping.best_epoch)],
     }

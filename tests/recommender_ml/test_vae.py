@@ -96,6 +96,31 @@ def test_training_history_and_early_stopping(trained: vae.TrainResult) -> None:
     assert len(trained.validation_users) == 16  # 20% of 80 users
 
 
+def test_history_records_the_seconds_of_every_epoch(trained: vae.TrainResult) -> None:
+    seconds = trained.history["epoch_seconds"]
+    assert len(seconds) == trained.epochs_run and all(s > 0 for s in seconds)
+    rating_seconds = trained.history["rating_epoch_seconds"]
+    assert len(rating_seconds) == len(trained.history["val_rmse"]) and all(s > 0 for s in rating_seconds)
+
+
+def test_validation_scores_stream_batches_and_match_a_single_pass(trained: vae.TrainResult, ratings: sp.csr_matrix) -> None:
+    # Scored batch by batch (memory bounded by the batch at ML-25M size); the result must not depend on batching.
+    normalized = vae.normalize_for(trained.config, ratings)
+    fold_in, held_out = data.split_ratings_per_user(normalized, 0.2, seed=1)
+    relevant = held_out.multiply(held_out >= 0.7).tocsr()
+    relevant.eliminate_zeros()
+    batches = list(vae._deterministic_batches(trained.model, fold_in, batch_size=7))
+    assert [rows.stop - rows.start for rows, _ in batches][:-1] == [7] * (len(batches) - 1)
+    logits = np.concatenate([out["ranking_logits"] for _, out in batches])
+    with_relevant = np.diff(relevant.indptr) > 0
+    top = vae.top_n_indices(vae.exclude_rated(logits, fold_in), 100)[with_relevant]
+    expected = evaluation.ndcg_at_k(evaluation.hits_matrix(top, relevant[with_relevant]), np.diff(relevant.indptr)[with_relevant], 100)
+    assert vae.validation_ndcg(fold_in, relevant)(trained.model) == pytest.approx(float(expected.mean()), abs=1e-9)
+    predicted = np.clip(np.concatenate([out["rating"] for _, out in batches]), 0, 1)
+    errors = evaluation.rating_errors(predicted, held_out)
+    assert vae.validation_rmse(fold_in, held_out, 4.5)(trained.model) == pytest.approx(float(np.sqrt(np.mean(errors**2)) * 4.5), rel=1e-6)
+
+
 def test_min_user_ratings_leaves_out_light_users(ratings: sp.csr_matrix) -> None:
     light_user = sp.csr_matrix(([5.0], ([0], [0])), shape=(1, ratings.shape[1]), dtype=np.float32)
     matrix = sp.vstack([ratings, light_user], format="csr")
@@ -108,7 +133,8 @@ def test_training_is_reproducible_with_a_seed(ratings: sp.csr_matrix) -> None:
     config = tiny(max_epochs=2, kl_anneal_epochs=1)
     first = vae.train(ratings, config)
     second = vae.train(ratings, config)
-    assert first.history == second.history
+    timings = {"epoch_seconds", "rating_epoch_seconds"}  # wall-clock, the only part that may differ
+    assert {k: v for k, v in first.history.items() if k not in timings} == {k: v for k, v in second.history.items() if k not in timings}
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
