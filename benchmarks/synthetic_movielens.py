@@ -8,7 +8,8 @@ download. MovieLens files may not be redistributed; this gives benchmarks and de
 without its content:
 
 - sizes scale from ML-25M (25,000,095 ratings, 162,541 users, 59,047 rated movies): users = ratings / 153.8,
-  movies = 59,047 x (ratings / 25M) ** 0.6, so 100K ratings give ~650 users and ~2,150 movies, 25M the real counts;
+  movies = 59,047 x (ratings / 25M) ** 0.6, so 100K ratings give ~650 users and ~2,150 movies, 25M the real counts
+  (tiny sizes get at least 3 x ratings / movies users, so every user's ratings fit the catalogue);
 - movie popularity is a Zipf-like law fitted to ML-25M (the most rated movie has ~0.3% of all ratings, half the
   movies have fewer than ~10); user activity is a shifted log-normal with at least 20 ratings each (ML-25M's
   rule), median ~70 and a long tail of heavy raters (capped at half the catalogue);
@@ -45,8 +46,9 @@ CHUNK_USERS = 20_000  # ratings.csv is written in blocks of users, so memory sta
 
 def default_sizes(n_ratings: int) -> tuple[int, int]:
     """(users, movies) for a dataset of n_ratings, following ML-25M's proportions."""
-    users = max(10, round(n_ratings * ML25M_USERS / ML25M_RATINGS))
     movies = max(50, round(ML25M_MOVIES * (n_ratings / ML25M_RATINGS) ** 0.6))
+    # Small sizes need more users than the proportion gives, or the users could not rate that many distinct movies.
+    users = max(10, round(n_ratings * ML25M_USERS / ML25M_RATINGS), -(-3 * n_ratings // movies))
     return users, movies
 
 

@@ -1,0 +1,115 @@
+"""Shared measuring tools of the benchmarks: a command's wall time and peak memory, percentiles, the machine."""
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+ML100K = Path(os.environ.get("MOVIELENS_PATH", ROOT.parent / "shared" / "datasets" / "ml-100k"))
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss_mb: float
+    output: str
+
+    def __str__(self) -> str:
+        return f"{self.seconds:.1f} s, peak {self.peak_rss_mb:.0f} MB"
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+def run_measured(command: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None) -> Measured:
+    """Run a command; its wall time and its own peak resident memory (the kernel's ru_maxrss for that child).
+
+    os.wait4 reports the rusage of exactly this child, so earlier commands do not blur the figure.
+    """
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = None if timeout is None else started + timeout
+    output_parts = []
+    # Read the output as it comes (a full pipe would block the child), then reap the child with its rusage.
+    assert process.stdout is not None
+    for line in process.stdout:
+        output_parts.append(line)
+        if deadline is not None and time.perf_counter() > deadline:
+            process.kill()
+            break
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    output = "".join(output_parts)
+    if process.returncode != 0:
+        raise CommandFailed(f"{' '.join(command)} exited with {process.returncode}:\n{output[-3000:]}")
+    return Measured(seconds=seconds, peak_rss_mb=usage.ru_maxrss / 1024, output=output)
+
+
+def percentiles_ms(timings_ms: list[float]) -> dict[str, float]:
+    values = np.asarray(timings_ms)
+    return {f"p{q}_ms": round(float(np.percentile(values, q)), 3) for q in (50, 95, 99)}
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on."""
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1), "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}", "gpu": None,
+    }
+
+
+def django_env(*, database_url: str, workdir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a measured Django command: the site's own settings (files on disk, as in service) on the
+    given database, and nothing inherited that points elsewhere (a .env's database, a broker)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DJANGO_", "CELERY_", "REDIS_", "RETRAIN_"))}
+    env.update(
+        PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2", DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.local",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64), DATABASE_URL=database_url,
+        DJANGO_MEDIA_ROOT=str(workdir / "media"), DJANGO_STATIC_ROOT=str(workdir / "static"),
+    )
+    env.update(extra)
+    return env
+
+
+def manage(*args: str) -> list[str]:
+    return [PYTHON, str(ROOT / "manage.py"), *args]
+
+
+POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_database(name: str) -> str:
+    """(Re)create an empty PostgreSQL database for one benchmark; returns its URL."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def postgres_drop(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
