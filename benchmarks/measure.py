@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import json
 import platform
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,29 +33,35 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def run_measured(command: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None) -> Measured:
-    """Run a command; its wall time and its own peak resident memory (the kernel's ru_maxrss for that child).
+# Runs the command as its child and writes the child's rusage to a file. Linux carries a process's peak memory
+# (ru_maxrss) across fork and exec, so a command started straight from a benchmark that already holds a lot of
+# memory would report the benchmark's peak; started from this small go-between, it reports its own.
+_GO_BETWEEN = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+code = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as report:
+    json.dump({"peak_rss_kb": usage.ru_maxrss, "exit_code": code}, report)
+sys.exit(code if code >= 0 else 1)
+"""
 
-    os.wait4 reports the rusage of exactly this child, so earlier commands do not blur the figure.
-    """
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = None if timeout is None else started + timeout
-    output_parts = []
-    # Read the output as it comes (a full pipe would block the child), then reap the child with its rusage.
-    assert process.stdout is not None
-    for line in process.stdout:
-        output_parts.append(line)
-        if deadline is not None and time.perf_counter() > deadline:
-            process.kill()
-            break
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - started
-    output = "".join(output_parts)
-    if process.returncode != 0:
-        raise CommandFailed(f"{' '.join(command)} exited with {process.returncode}:\n{output[-3000:]}")
-    return Measured(seconds=seconds, peak_rss_mb=usage.ru_maxrss / 1024, output=output)
+
+def run_measured(command: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None) -> Measured:
+    """Run a command; its wall time and its own peak resident memory (the kernel's ru_maxrss for that process)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "rusage.json"
+        started = time.perf_counter()
+        try:
+            completed = subprocess.run([PYTHON, "-c", _GO_BETWEEN, str(report), *command], cwd=ROOT, env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            raise CommandFailed(f"{' '.join(command)} ran past {timeout} s") from error
+        seconds = time.perf_counter() - started
+        usage = json.loads(report.read_text()) if report.exists() else {"peak_rss_kb": 0, "exit_code": completed.returncode}
+    if usage["exit_code"] != 0:
+        raise CommandFailed(f"{' '.join(command)} exited with {usage['exit_code']}:\n{completed.stdout[-3000:]}")
+    return Measured(seconds=seconds, peak_rss_mb=usage["peak_rss_kb"] / 1024, output=completed.stdout)
 
 
 def percentiles_ms(timings_ms: list[float]) -> dict[str, float]:

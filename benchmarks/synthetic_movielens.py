@@ -10,9 +10,11 @@ without its content:
 - sizes scale from ML-25M (25,000,095 ratings, 162,541 users, 59,047 rated movies): users = ratings / 153.8,
   movies = 59,047 x (ratings / 25M) ** 0.6, so 100K ratings give ~650 users and ~2,150 movies, 25M the real counts
   (tiny sizes get at least 3 x ratings / movies users, so every user's ratings fit the catalogue);
-- movie popularity is a Zipf-like law fitted to ML-25M (the most rated movie has ~0.3% of all ratings, half the
-  movies have fewer than ~10); user activity is a shifted log-normal with at least 20 ratings each (ML-25M's
-  rule), median ~70 and a long tail of heavy raters (capped at half the catalogue);
+- movie popularity is a Zipf-like law, 1 / (rank + 10) ** 1.05; user activity a shifted log-normal with at least 20
+  ratings each (ML-25M's rule), capped at half the catalogue. Measured on the 25M dataset against ML-25M: the most
+  rated movie has 0.36% of the ratings (0.33%), the 1% most rated movies 38%; users rate 20 / 77 / 154 / 17,331
+  movies at the minimum / median / mean / maximum (20 / 71 / 154 / 32,202). The movie tail is thinner than the real
+  one (the law gives every movie a fair chance): every movie is rated, the median one 109 times (ML-25M: 6);
 - stars are half steps 0.5-5 from a movie quality + user leniency + noise model, quantised so their histogram
   matches ML-25M's (4.0 most common, then 3.0, 5.0, 3.5, ...), so there is signal for the recommender to learn;
 - every movie has 1-3 of the 19 MovieLens genres (a few "(no genres listed)"), a year and a title, some with
