@@ -29,9 +29,9 @@ MOVIELENS_USERNAME_PREFIX = "movielens_"
 _WRITE_BATCH = 5_000
 _TAG_BATCH = 50_000
 _IN_QUERY_BATCH = 10_000  # stays under SQLite's limit on bound parameters
-# PostgreSQL: a ratings file this large (about 1.5 million ratings) is loaded with the table's foreign keys and
+# PostgreSQL: a ratings file this large (about 400,000 ratings) is loaded with the table's foreign keys and
 # secondary indexes dropped and rebuilt (see _PostgresRatingCopy).
-BULK_LOAD_MIN_BYTES = 40 * 1024 * 1024
+BULK_LOAD_MIN_BYTES = 10 * 1024 * 1024
 
 # Opens a progress display for a total of bytes and returns something with .update(n_bytes).
 ProgressFactory = Callable[[int, str], AbstractContextManager]
