@@ -48,17 +48,32 @@ def _child(epochs: int) -> None:
     timings: dict[str, float] = {}
     take_snapshot = services.rating_snapshot
 
+    def peak_mb() -> float:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
     def timed_snapshot():
         started = time.perf_counter()
         snapshot = take_snapshot()
         timings["snapshot_seconds"] = round(time.perf_counter() - started, 2)
-        timings["snapshot_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        timings["snapshot_peak_rss_mb"] = peak_mb()
         return snapshot
 
-    services.rating_snapshot = timed_snapshot  # measured where the service calls it, not a second time
+    def record_epoch_peak(epoch: int, logs: dict) -> None:
+        timings["ranking_epochs_peak_rss_mb"] = peak_mb()
+
+    store_artifacts = services._store_artifacts
+
+    def store_and_record_peaks(*args, **kwargs):
+        timings["before_storing_peak_rss_mb"] = peak_mb()
+        return store_artifacts(*args, **kwargs)
+
+    # Measured where the service calls them, not a second time. Peaks are high-water marks: each says how much
+    # memory the run had needed by that point, so the phase that sets the overall peak can be told.
+    services.rating_snapshot = timed_snapshot
+    services._store_artifacts = store_and_record_peaks
     config = vae.preset("default", max_epochs=epochs, rating_max_epochs=epochs, patience=epochs)
     started = time.perf_counter()
-    version = services.model_version_train(config=config)
+    version = services.model_version_train(config=config, on_epoch_end=record_epoch_peak)
     total = time.perf_counter() - started
     history = version.history
     epoch_seconds = history.get("epoch_seconds", [])
