@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
+from django.db import connection
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -44,24 +45,87 @@ def rating_snapshot() -> RatingSnapshot:
     next training instead of half-appearing; `newest_rated_at` is what "new ratings since" counts from.
     """
     newest = Rating.objects.aggregate(newest=Max("rated_at"))["newest"]
+    if newest is None:
+        users, movies, scores = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    elif connection.vendor == "postgresql":
+        users, movies, scores = _rating_arrays_by_copy(newest)
+    else:
+        users, movies, scores = _rating_arrays_by_query(newest)
+    user_ids, rows_index = np.unique(users, return_inverse=True)
+    movie_ids, columns_index = np.unique(movies, return_inverse=True)
+    matrix = sp.csr_matrix((scores, (rows_index, columns_index)), shape=(len(user_ids), len(movie_ids)), dtype=np.float32)
+    matrix.sort_indices()
+    return RatingSnapshot(matrix=matrix, user_ids=user_ids, movie_ids=movie_ids, newest_rated_at=newest)
+
+
+def _rating_arrays_by_query(newest: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = (
         Rating.objects.filter(rated_at__lte=newest).order_by().values_list("user_id", "movie_id", "score")
         .iterator(chunk_size=_STREAM_CHUNK)
-    ) if newest else iter(())
+    )
     users_parts, movies_parts, scores_parts = [], [], []
     while block := list(itertools.islice(rows, _STREAM_CHUNK)):
         users, movies, scores = zip(*block)
         users_parts.append(np.array(users, dtype=np.int64))
         movies_parts.append(np.array(movies, dtype=np.int64))
         scores_parts.append(np.array(scores, dtype=np.float32))
-    users = np.concatenate(users_parts) if users_parts else np.zeros(0, np.int64)
-    movies = np.concatenate(movies_parts) if movies_parts else np.zeros(0, np.int64)
-    scores = np.concatenate(scores_parts) if scores_parts else np.zeros(0, np.float32)
-    user_ids, rows_index = np.unique(users, return_inverse=True)
-    movie_ids, columns_index = np.unique(movies, return_inverse=True)
-    matrix = sp.csr_matrix((scores, (rows_index, columns_index)), shape=(len(user_ids), len(movie_ids)), dtype=np.float32)
-    matrix.sort_indices()
-    return RatingSnapshot(matrix=matrix, user_ids=user_ids, movie_ids=movie_ids, newest_rated_at=newest)
+    return _concatenated(users_parts, np.int64), _concatenated(movies_parts, np.int64), _concatenated(scores_parts, np.float32)
+
+
+# COPY's binary format for (user_id bigint, movie_id bigint, score double precision): a field count, then each
+# field's length and big-endian value; none can be NULL, so every row is 38 bytes.
+_COPY_HEADER_BYTES = 19
+_COPY_ROW = np.dtype([
+    ("fields", ">i2"), ("user_len", ">i4"), ("user_id", ">i8"), ("movie_len", ">i4"), ("movie_id", ">i8"),
+    ("score_len", ">i4"), ("score", ">f8"),
+])
+
+
+def _rating_arrays_by_copy(newest: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PostgreSQL: the ratings as binary COPY, decoded by NumPy a million rows at a time.
+
+    25 million ratings in seconds instead of 76 s through Python tuples, and no per-row objects in memory.
+    """
+    users_parts, movies_parts, scores_parts = [], [], []
+    pending = bytearray()
+
+    def decode() -> None:  # every complete row in `pending`
+        n_rows = len(pending) // _COPY_ROW.itemsize
+        if n_rows == 0:
+            return
+        rows = np.frombuffer(bytes(pending[: n_rows * _COPY_ROW.itemsize]), dtype=_COPY_ROW)
+        if not ((rows["fields"] == 3).all() and (rows["user_len"] == 8).all() and (rows["movie_len"] == 8).all()
+                and (rows["score_len"] == 8).all()):
+            raise ValueError("unexpected row layout in PostgreSQL's binary COPY of the ratings")
+        users_parts.append(rows["user_id"].astype(np.int64))
+        movies_parts.append(rows["movie_id"].astype(np.int64))
+        scores_parts.append(rows["score"].astype(np.float32))
+        del pending[: n_rows * _COPY_ROW.itemsize]
+
+    query = (
+        f"COPY (SELECT user_id, movie_id, score FROM {Rating._meta.db_table} WHERE rated_at <= %s) "
+        "TO STDOUT (FORMAT BINARY)"
+    )
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(query, [newest]) as copy:  # psycopg's own cursor under Django's wrapper
+            header_read = False
+            for block in copy:
+                pending.extend(block)
+                if not header_read and len(pending) >= _COPY_HEADER_BYTES:
+                    del pending[:_COPY_HEADER_BYTES]
+                    header_read = True
+                if len(pending) >= _STREAM_CHUNK * 10 * _COPY_ROW.itemsize:
+                    decode()
+    if len(pending) % _COPY_ROW.itemsize == 2 and pending[-2:] == b"\xff\xff":  # the trailer: a field count of -1
+        del pending[-2:]
+    decode()
+    if pending:
+        raise ValueError(f"{len(pending)} stray bytes at the end of PostgreSQL's binary COPY of the ratings")
+    return _concatenated(users_parts, np.int64), _concatenated(movies_parts, np.int64), _concatenated(scores_parts, np.float32)
+
+
+def _concatenated(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 
 def model_version_active() -> ModelVersion | None:

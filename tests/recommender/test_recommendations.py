@@ -2,6 +2,7 @@ import datetime
 import io
 import logging
 
+import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 
@@ -149,3 +150,26 @@ def test_snapshot_excludes_nothing_it_reports(two_taste_catalogue):
     snapshot = rating_snapshot()
     assert snapshot.matrix.nnz == 601 and snapshot.newest_rated_at.year == 2030
     assert snapshot.matrix.shape == (60, 31)
+
+
+def test_postgresql_reads_the_snapshot_by_binary_copy_with_the_same_result(two_taste_catalogue):
+    from django.db import connection
+    from django.db.models import Max
+
+    from movies.models import Rating
+    from recommender.selectors import _rating_arrays_by_copy, _rating_arrays_by_query
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's COPY path; CI runs the suite on PostgreSQL too")
+    watermark = Rating.objects.aggregate(newest=Max("rated_at"))["newest"]
+    user = two_taste_catalogue["users"][0]
+    RatingFactory(user=user, movie=MovieFactory(), score=0.5, rated_at=watermark + datetime.timedelta(seconds=1))
+
+    by_copy, by_query = _rating_arrays_by_copy(watermark), _rating_arrays_by_query(watermark)
+
+    def triples(arrays):
+        return sorted(zip(*(a.tolist() for a in arrays)))
+
+    assert len(by_copy[0]) == 600  # the rating after the watermark is left for the next training
+    assert triples(by_copy) == triples(by_query)
+    assert [a.dtype for a in by_copy] == [np.int64, np.int64, np.float32]
