@@ -7,7 +7,7 @@ run:
 test:
 	./dev test
 
-# Every scale benchmark (about an hour on 2 cores: synthetic data up to 25M ratings, imports, training, HTTP,
+# Every scale benchmark (about 50 minutes on 2 cores, plus 3 to make the synthetic data once: imports, training, HTTP,
 # Celery); writes benchmarks/results/scale.json and scale.md. Needs PostgreSQL, Redis and wrk (see benchmarks/RESULTS.md).
 bench:
 	./dev setup
