@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 SOURCE_MODEL = "model"
 SOURCE_POPULAR = "popular"
+LIKED_STARS = 4.0  # "Because you rated X highly" only ever names a movie rated this or more
+SHOWN_PAGE_SIZE = 4  # cards per "Show more" step: movies.views.PAGE_STEP
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def recommendations_for_ratings(
     # Ask for enough to fill `limit` after dropping excluded movies the model has not seen as rated.
     candidates = recommender.recommend(known, n=limit + len(excluded_columns))
     picked = [c for c in candidates if c.item not in excluded_columns][:limit]
-    liked = [column for column, score in known.items() if score >= 4.0]
+    liked = [column for column, score in known.items() if score >= LIKED_STARS]
     reasons = _because(recommender, [c.item for c in picked], liked)
     wanted = [int(loaded.movie_ids[c.item]) for c in picked] + [int(loaded.movie_ids[col]) for col in set(reasons.values())]
     movies = Movie.objects.prefetch_related("genres").in_bulk(wanted)
@@ -179,12 +181,39 @@ def recommendations_for_ratings(
 
 
 def _because(recommender: VAERecommender, items: list[int], liked: list[int]) -> dict[int, int]:
-    """For each recommended column, the liked column with the closest item representation."""
+    """For each recommended column, the liked column it is most similar to.
+
+    With a similar-items table in the model (recommender.ml.similarity), the liked movie whose table row lists
+    the recommendation with the highest score (or that the recommendation's own row lists highest); a
+    recommendation related to no liked movie gets no reason rather than a weak one. Without a table, the liked
+    movie with the closest output-layer vector.
+    """
     if not items or not liked:
         return {}
+    neighbours = recommender.weights.get("similar_items_neighbours")
+    scores = recommender.weights.get("similar_items_scores")
+    if neighbours is not None and scores is not None:
+        return _because_by_table(neighbours, scores, items, liked)
     embeddings = recommender.item_embeddings()
     similarity = embeddings[items] @ embeddings[liked].T
     return {item: liked[int(np.argmax(row))] for item, row in zip(items, similarity)}
+
+
+def _because_by_table(neighbours: np.ndarray, scores: np.ndarray, items: list[int], liked: list[int]) -> dict[int, int]:
+    items_array, liked_array = np.asarray(items), np.asarray(liked)
+    # Liked movies' rows that list a recommendation, and recommendations' rows that list a liked movie.
+    liked_rows, recommended_rows = neighbours[liked_array], neighbours[items_array]
+    forward = np.isin(liked_rows, items_array)
+    backward = np.isin(recommended_rows, liked_array)
+    row_item = np.broadcast_to(items_array[:, None], recommended_rows.shape)
+    row_liked = np.broadcast_to(liked_array[:, None], liked_rows.shape)
+    item = np.concatenate([liked_rows[forward], row_item[backward]])
+    reason = np.concatenate([row_liked[forward], recommended_rows[backward]])
+    score = np.concatenate([scores[liked_array][forward], scores[items_array][backward]])
+    best: dict[int, int] = {}
+    for index in np.lexsort((reason, -score, item)):  # per item: highest score first, then the lower column
+        best.setdefault(int(item[index]), int(reason[index]))
+    return best
 
 
 def recommendations_for_user(*, user, limit: int = 10, exclude_movie_ids: Sequence[int] = ()) -> list[MovieRecommendation]:
@@ -194,7 +223,8 @@ def recommendations_for_user(*, user, limit: int = 10, exclude_movie_ids: Sequen
 
 
 def similar_movies(*, movie: Movie, limit: int = 10) -> list[tuple[Movie, float]]:
-    """Movies whose learned item representations are closest to this one's (empty without a model)."""
+    """The model's similar movies: its similar-items table (recommender.ml.similarity) when it has one, else the
+    closest output-layer vectors; empty without a model."""
     loaded = registry.current()
     if loaded is None or movie.pk not in loaded.column_of:
         return []
@@ -203,14 +233,29 @@ def similar_movies(*, movie: Movie, limit: int = 10) -> list[tuple[Movie, float]
     return [(movies[int(loaded.movie_ids[c])], s) for c, s in pairs if int(loaded.movie_ids[c]) in movies]
 
 
+def _in_pages_by_predicted_stars(recommended: list[MovieRecommendation], page_size: int) -> list[MovieRecommendation]:
+    """The ranking picks which movies each page of cards shows; within a page the cards go by predicted stars.
+
+    The page after "Show more" holds the next movies by ranking, so no movie moves to another page and none
+    shows twice; Python's sort is stable, so equal predictions keep their ranking order.
+    """
+    ordered: list[MovieRecommendation] = []
+    for start in range(0, len(recommended), page_size):
+        page = recommended[start:start + page_size]
+        ordered += sorted(page, key=lambda r: -r.predicted_rating if r.predicted_rating is not None else 0.0)
+    return ordered
+
+
 def personal_recommendations(*, user, limit: int = 4) -> list[MovieRecommendation]:
-    """What the recommendations page shows: rated, watchlisted and "not interested" movies left out,
-    and the shown movies added to the user's recommendation history."""
+    """What the recommendations page shows: rated, watchlisted and "not interested" movies left out, the
+    cards of each page in the order of their predicted stars, and the shown movies added to the user's
+    recommendation history."""
     from movies.selectors import excluded_from_recommendations
 
     from .services import recommendation_log_record
 
     recommended = recommendations_for_user(user=user, limit=limit, exclude_movie_ids=list(excluded_from_recommendations(user=user)))
+    recommended = _in_pages_by_predicted_stars(recommended, SHOWN_PAGE_SIZE)
     loaded = registry.current()
     recommendation_log_record(user=user, recommendations=recommended, version_id=loaded.version_id if loaded else None)
     return recommended

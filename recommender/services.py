@@ -37,6 +37,7 @@ from .selectors import (
 logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict], None]
+HYBRID_PART_SCORES = ("val_ndcg@100_vae_alone", "val_ndcg@100_item_item_alone", "item_item_l2", "item_item_scale")
 
 
 class TrainingError(Exception):
@@ -72,15 +73,20 @@ def model_version_train(
             result = vae.train(snapshot.matrix, config, callbacks=callbacks)
         except ValueError as error:  # e.g. too few users for a train/validation split
             raise TrainingError(str(error)) from error
-        serving = vae.to_recommender(result.model)
+        serving = result.serving()
         version.history = result.history
+        # Scored inside training, before the movie-to-movie path saw the validation users' hidden ratings.
         version.metrics = {
             "epochs": result.epochs_run,
             "best_val_loss": float(min(result.history["val_loss"])),
-            **validation_metrics(serving, snapshot, result.validation_users, seed=config.seed),
+            **result.validation_metrics,
+            # What each part of the hybrid scores alone on the same validation users (it is kept only when mixing helps).
+            **{key: result.history[key][0] for key in HYBRID_PART_SCORES if key in result.history},
         }
         if compare_with_active:
-            version.activation_details = active_model_holdout_comparison(serving, snapshot, result.validation_users, seed=config.seed)
+            version.activation_details = active_model_holdout_comparison(
+                result.validation_metrics, snapshot, result.validation_users, seed=config.seed
+            )
         version.artifact_path = artifacts.artifact_folder(version.pk)
         version.artifact_sha256 = _store_artifacts(version, result.model, serving, snapshot)
         version.status = ModelVersion.Status.READY
@@ -99,17 +105,13 @@ def model_version_train(
     return version
 
 
-def validation_metrics(serving, snapshot: RatingSnapshot, validation_users: np.ndarray, *, seed: int) -> dict[str, float]:
-    """Ranking and rating metrics on the validation users: 80% of each one's ratings folded in, 20% hidden."""
-    fold_in, held_out = _validation_split(snapshot, validation_users, seed=seed)
-    return score_holdout(serving, fold_in, held_out, relevance_threshold(snapshot.matrix))
-
-
 def _validation_split(snapshot: RatingSnapshot, validation_users: np.ndarray, *, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     return split_ratings_per_user(snapshot.matrix[np.sort(validation_users)], 0.2, seed=seed)
 
 
-def active_model_holdout_comparison(serving, snapshot: RatingSnapshot, validation_users: np.ndarray, *, seed: int) -> dict:
+def active_model_holdout_comparison(
+    candidate_metrics: dict, snapshot: RatingSnapshot, validation_users: np.ndarray, *, seed: int
+) -> dict:
     """The activation metric of the new and of the active model on the same held-out users (the new model's split).
 
     The active model knows its own movies only: the split is mapped onto its columns, movies it never saw are
@@ -120,7 +122,9 @@ def active_model_holdout_comparison(serving, snapshot: RatingSnapshot, validatio
     metric = settings.RETRAIN_ACTIVATION_METRIC
     fold_in, held_out = _validation_split(snapshot, validation_users, seed=seed)
     threshold = relevance_threshold(snapshot.matrix)
-    details = {"metric": metric, "candidate": score_holdout(serving, fold_in, held_out, threshold).get(metric), "held_out_users": int(fold_in.shape[0])}
+    # The candidate's own score comes from training, where its movie-to-movie path had not yet seen these
+    # users' hidden ratings; scoring the final model here would count ratings it was fitted on.
+    details = {"metric": metric, "candidate": candidate_metrics.get(metric), "held_out_users": int(fold_in.shape[0])}
     active = model_version_active()
     if active is None:
         return {**details, "active_version": None}

@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from recommender.ml.data import rating_matrix  # noqa: E402
 
-ML100K_DIR = Path(os.environ.get("ML100K_DIR", "/work/shared/datasets/ml-100k"))
+# MOVIELENS_PATH, as everywhere in the project; else the shared folder beside the checkout (development machines).
+ML100K_DIR = Path(os.environ.get("MOVIELENS_PATH") or Path(__file__).resolve().parents[3] / "shared" / "datasets" / "ml-100k")
 ML100K_SHAPE = (943, 1682)
 
 

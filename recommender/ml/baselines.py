@@ -1,17 +1,52 @@
-"""Baselines on a CSR user x movie star-rating matrix: popularity, damped biases, EASE.
+"""Baselines on a CSR user x movie star-rating matrix: popularity, damped biases, EASE variants.
 
 Each model has ``fit(matrix) -> self``, ``rank_scores(fold_in)`` (n_users x n_items, higher
 is better) and ``predict_ratings(fold_in)`` (stars, or None when the model does not predict
 ratings), the interface :func:`recommender.ml.evaluation.evaluate` uses.
+
+Plain EASE reads only which movies were rated, so a 1-star rating pulls similar movies up
+exactly like a 5-star one. :class:`ValueAwareEASE` also reads whether each rating was liked
+or disliked. :func:`select_on_validation` and :class:`Tuned` pick a hyperparameter on
+validation users drawn from the training users only, never on the users being scored.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from recommender.ml.data import RATING_MAX, RATING_MIN, observed_mask
+from recommender.ml.data import (
+    RATING_MAX,
+    RATING_MIN,
+    observed_mask,
+    ratings_per_user,
+    relevance_threshold,
+    split_ratings_per_user,
+    split_users,
+)
+from recommender.ml.evaluation import (
+    COVERAGE_METRIC,
+    DISLIKED_THRESHOLD,
+    RANKING_METRICS,
+    RATING_METRICS,
+    TASTE_METRICS,
+    Recommender,
+    RecommenderFactory,
+    rating_scale,
+    score_holdout,
+)
+
+# The damping the product's rating model uses (VAE "default" preset): the bias baseline matches it.
+PRODUCT_ITEM_DAMPING = 5.0
+PRODUCT_USER_DAMPING = 10.0
+EASE_L2_GRID = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+# Above this many movies the n x n (or 2n x 2n) gram and its inverse are kept in float32.
+FLOAT64_MAX_ITEMS = 8_000
+LOWER_IS_BETTER = frozenset({"disliked@20", "rmse", "mae"})
 
 
 def _item_counts_and_sums(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +70,7 @@ class PopularityRecommender:
         self.min_count = min_count
         self.item_scores: np.ndarray | None = None
 
-    def fit(self, matrix: sp.spmatrix) -> "PopularityRecommender":
+    def fit(self, matrix: sp.spmatrix) -> PopularityRecommender:
         matrix = sp.csr_matrix(matrix)
         counts, sums = _item_counts_and_sums(matrix)
         if self.score == "count":
@@ -67,7 +102,7 @@ class BiasRatingModel:
         self.global_mean = 0.0
         self.item_bias: np.ndarray | None = None
 
-    def fit(self, matrix: sp.spmatrix) -> "BiasRatingModel":
+    def fit(self, matrix: sp.spmatrix) -> BiasRatingModel:
         matrix = sp.csr_matrix(matrix, dtype=np.float64)
         self.global_mean = float(matrix.data.mean())
         counts, sums = _item_counts_and_sums(matrix)
@@ -89,29 +124,301 @@ class BiasRatingModel:
         return self.predict_ratings(fold_in)
 
 
-class EASE:
-    """Embarrassingly Shallow Autoencoder (Steck 2019), closed form on the binary rated matrix.
+def liked_indicators(matrix: sp.spmatrix, liked_threshold: float) -> sp.csr_matrix:
+    """1.0 where the rating is at least ``liked_threshold``; everything else left out."""
+    matrix = sp.csr_matrix(matrix)
+    liked = sp.csr_matrix(
+        ((matrix.data >= liked_threshold).astype(np.float32), matrix.indices.copy(), matrix.indptr.copy()),
+        shape=matrix.shape,
+    )
+    liked.eliminate_zeros()
+    return liked
 
-    B = I - P diagMat(1 / diag(P)), P = (X^T X + lambda I)^-1, then diag(B) = 0. Needs a dense
-    n_items x n_items matrix: fine for thousands of movies, not for ML-25M's 59k.
+
+def signed_feedback(
+    matrix: sp.spmatrix, liked_threshold: float, disliked_threshold: float = DISLIKED_THRESHOLD
+) -> sp.csr_matrix:
+    """+1 where the rating is liked (>= liked_threshold), -1 where disliked (<= disliked_threshold), else absent."""
+    matrix = sp.csr_matrix(matrix)
+    signs = np.where(matrix.data >= liked_threshold, 1.0, np.where(matrix.data <= disliked_threshold, -1.0, 0.0))
+    signed = sp.csr_matrix((signs.astype(np.float32), matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
+    signed.eliminate_zeros()
+    return signed
+
+
+def value_aware_features(
+    matrix: sp.spmatrix, liked_threshold: float, disliked_threshold: float = DISLIKED_THRESHOLD
+) -> sp.csr_matrix:
+    """[0/1 rated | signed feedback]: n_users x 2 n_items, the input of :class:`ValueAwareEASE`."""
+    return sp.hstack(
+        [observed_mask(matrix), signed_feedback(matrix, liked_threshold, disliked_threshold)], format="csr"
+    )
+
+
+def _gram_dtype(n_items: int) -> type:
+    return np.float64 if n_items <= FLOAT64_MAX_ITEMS else np.float32
+
+
+def _regularised_inverse(features: sp.csr_matrix, l2: float, dtype: type) -> np.ndarray:
+    """(X^T X + l2 I)^-1, dense."""
+    features = features.astype(dtype)
+    gram = (features.T @ features).toarray()
+    gram[np.diag_indices_from(gram)] += l2
+    return scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+
+
+def ease_weights(inputs: sp.spmatrix, l2: float) -> np.ndarray:
+    """EASE's closed form on 0/1 inputs: B = I - P diagMat(1 / diag(P)), diag(B) = 0 (float32)."""
+    inputs = sp.csr_matrix(inputs)
+    precision = _regularised_inverse(inputs, l2, _gram_dtype(inputs.shape[1]))
+    weights = precision / -np.diag(precision)[None, :]
+    weights[np.diag_indices_from(weights)] = 0.0
+    return weights.astype(np.float32)
+
+
+class EASE:
+    """Embarrassingly Shallow Autoencoder (Steck 2019), closed form on binary indicators.
+
+    ``input="rated"``: which movies were rated, whatever the stars (the classic EASE).
+    ``input="liked"``: only the movies rated at least ``liked_threshold`` (None: 4 stars, 3.5
+    with half stars, resolved on the matrix given to ``fit``), both to fit and to score.
+    Needs a dense n_items x n_items matrix: fine for thousands of movies, not for ML-25M's 59k.
     """
 
-    def __init__(self, l2: float = 500.0) -> None:
+    def __init__(self, l2: float = 500.0, input: str = "rated", liked_threshold: float | None = None) -> None:
+        if input not in ("rated", "liked"):
+            raise ValueError("input must be 'rated' or 'liked'")
         self.l2 = l2
+        self.input = input
+        self.liked_threshold = liked_threshold
         self.item_weights: np.ndarray | None = None
 
-    def fit(self, matrix: sp.spmatrix) -> "EASE":
-        rated = observed_mask(matrix).astype(np.float64)
-        gram = np.asarray((rated.T @ rated).todense())
-        gram[np.diag_indices_from(gram)] += self.l2
-        precision = scipy.linalg.inv(gram, overwrite_a=True)
-        weights = precision / -np.diag(precision)[None, :]
-        weights[np.diag_indices_from(weights)] = 0.0
-        self.item_weights = weights.astype(np.float32)
+    def inputs(self, ratings: sp.spmatrix) -> sp.csr_matrix:
+        if self.input == "rated":
+            return observed_mask(ratings)
+        return liked_indicators(ratings, self.liked_threshold)
+
+    def fit(self, matrix: sp.spmatrix) -> EASE:
+        matrix = sp.csr_matrix(matrix)
+        if self.input == "liked" and self.liked_threshold is None:
+            self.liked_threshold = relevance_threshold(matrix)
+        self.item_weights = ease_weights(self.inputs(matrix), self.l2)
         return self
 
     def rank_scores(self, fold_in: sp.spmatrix) -> np.ndarray:
-        return np.asarray(observed_mask(fold_in) @ self.item_weights)
+        return np.asarray(self.inputs(fold_in) @ self.item_weights)
 
     def predict_ratings(self, fold_in: sp.spmatrix) -> None:
         return None
+
+
+def value_aware_ease_weights(
+    matrix: sp.spmatrix,
+    l2: float = 500.0,
+    liked_threshold: float | None = None,
+    disliked_threshold: float = DISLIKED_THRESHOLD,
+    target: str = "liked",
+) -> np.ndarray:
+    """Ridge weights (2 n_items x n_items, float32) from [rated | signed] features to each movie.
+
+    Column j minimises ||y_j - X b||^2 + l2 ||b||^2 subject to b = 0 on movie j's own two
+    features (its rated and its signed column), so a movie never predicts itself. With
+    P = (X^T X + l2 I)^-1 and the unconstrained B0 = P X^T Y, the Lagrange conditions give
+    b_j = B0_j - P[:, (j, n+j)] mu_j where the 2 x 2 system P[(j, n+j), (j, n+j)] mu_j =
+    B0[(j, n+j), j] zeroes both entries. y_j is "movie j liked" (``target="liked"``) or
+    "movie j rated" (``target="rated"``).
+    """
+    if target not in ("liked", "rated"):
+        raise ValueError("target must be 'liked' or 'rated'")
+    matrix = sp.csr_matrix(matrix)
+    liked_threshold = relevance_threshold(matrix) if liked_threshold is None else liked_threshold
+    n_items = matrix.shape[1]
+    dtype = _gram_dtype(n_items)
+    features = value_aware_features(matrix, liked_threshold, disliked_threshold).astype(dtype)
+    targets = liked_indicators(matrix, liked_threshold) if target == "liked" else observed_mask(matrix)
+    precision = _regularised_inverse(features, l2, dtype)
+    weights = precision @ (features.T @ targets.astype(dtype)).toarray()
+    own = np.arange(n_items)
+    signed_own = own + n_items
+    rated_rated, rated_signed = precision[own, own], precision[own, signed_own]
+    signed_rated, signed_signed = precision[signed_own, own], precision[signed_own, signed_own]
+    rated_weight, signed_weight = weights[own, own], weights[signed_own, own]
+    # The 2 x 2 block is a principal minor of a positive definite matrix: its determinant is > 0.
+    determinant = rated_rated * signed_signed - rated_signed * signed_rated
+    mu_rated = (signed_signed * rated_weight - rated_signed * signed_weight) / determinant
+    mu_signed = (rated_rated * signed_weight - signed_rated * rated_weight) / determinant
+    weights -= precision[:, :n_items] * mu_rated[None, :]
+    weights -= precision[:, n_items:] * mu_signed[None, :]
+    # Exactly zero, not rounding noise: a movie's own rating must never score it.
+    weights[own, own] = 0.0
+    weights[signed_own, own] = 0.0
+    return weights.astype(np.float32)
+
+
+class ValueAwareEASE:
+    """EASE that listens to the stars: inputs are [rated 0/1 | +1 liked, -1 disliked], output n movies.
+
+    A 1-star rating now pushes away what a 5-star rating pulls up. Thresholds: liked >=
+    ``liked_threshold`` (None: 4 stars, 3.5 with half stars, resolved on the matrix given to
+    ``fit``), disliked <= ``disliked_threshold``. ``target="liked"`` learns to predict liked
+    movies, ``"rated"`` watched ones. See :func:`value_aware_ease_weights` for the closed form.
+    """
+
+    def __init__(
+        self,
+        l2: float = 500.0,
+        liked_threshold: float | None = None,
+        disliked_threshold: float = DISLIKED_THRESHOLD,
+        target: str = "liked",
+    ) -> None:
+        if target not in ("liked", "rated"):
+            raise ValueError("target must be 'liked' or 'rated'")
+        self.l2 = l2
+        self.liked_threshold = liked_threshold
+        self.disliked_threshold = disliked_threshold
+        self.target = target
+        self.item_weights: np.ndarray | None = None
+
+    def fit(self, matrix: sp.spmatrix) -> ValueAwareEASE:
+        matrix = sp.csr_matrix(matrix)
+        if self.liked_threshold is None:
+            self.liked_threshold = relevance_threshold(matrix)
+        self.item_weights = value_aware_ease_weights(
+            matrix, self.l2, self.liked_threshold, self.disliked_threshold, self.target
+        )
+        return self
+
+    def features(self, fold_in: sp.spmatrix) -> sp.csr_matrix:
+        if self.liked_threshold is None:
+            raise RuntimeError("fit the model first: the liked threshold comes from the training matrix")
+        return value_aware_features(fold_in, self.liked_threshold, self.disliked_threshold)
+
+    def rank_scores(self, fold_in: sp.spmatrix) -> np.ndarray:
+        return np.asarray(self.features(fold_in) @ self.item_weights)
+
+    def predict_ratings(self, fold_in: sp.spmatrix) -> None:
+        return None
+
+
+def select_on_validation(
+    train_matrix: sp.spmatrix,
+    candidates: Mapping[str, RecommenderFactory],
+    *,
+    validation_fraction: float = 0.2,
+    holdout_fraction: float = 0.2,
+    seed: int = 0,
+    metric: str = "ndcg@100",
+) -> tuple[str, dict[str, float]]:
+    """Best candidate on validation users drawn from ``train_matrix`` alone: (name, metric per candidate).
+
+    Users with at least two ratings are split (seeded) into inner-train and validation users;
+    every candidate factory is fitted on the other rows, and scored by
+    :func:`recommender.ml.evaluation.score_holdout` on the validation users with
+    ``holdout_fraction`` of each one's ratings hidden. Ties go to the first candidate.
+    """
+    if metric not in (*RANKING_METRICS, *TASTE_METRICS, COVERAGE_METRIC, *RATING_METRICS):
+        raise ValueError(f"unknown metric {metric!r}")
+    if not candidates:
+        raise ValueError("no candidates to select from")
+    matrix = sp.csr_matrix(train_matrix, dtype=np.float32)
+    eligible_users = np.flatnonzero(ratings_per_user(matrix) >= 2)
+    if len(eligible_users) < 2:
+        raise ValueError("selecting on validation needs at least 2 users with 2 or more ratings")
+    _, validation_users = split_users(eligible_users, validation_fraction, seed)
+    inner_train_users = np.setdiff1d(np.arange(matrix.shape[0]), validation_users)
+    fold_in, held_out = split_ratings_per_user(matrix[validation_users], holdout_fraction, seed)
+    threshold, bounds = relevance_threshold(matrix), rating_scale(matrix)
+    scores = {}
+    for name, factory in candidates.items():
+        metrics = score_holdout(factory(matrix[inner_train_users]), fold_in, held_out, threshold, rating_bounds=bounds)
+        if metric not in metrics:
+            raise ValueError(f"{name} does not report {metric}")
+        scores[name] = metrics[metric]
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    best = max(scores, key=lambda name: sign * scores[name])
+    return best, scores
+
+
+class Tuned:
+    """Picks one of ``candidates`` with :func:`select_on_validation` on the training matrix, then refits it on all of it.
+
+    ``selected`` names the winner and ``validation_scores`` holds every candidate's validation
+    metric; :func:`recommender.ml.evaluation.evaluate` lists both per fold. A single
+    candidate is fitted directly, without validation.
+    """
+
+    def __init__(
+        self,
+        candidates: Mapping[str, RecommenderFactory],
+        *,
+        validation_fraction: float = 0.2,
+        holdout_fraction: float = 0.2,
+        seed: int = 0,
+        metric: str = "ndcg@100",
+    ) -> None:
+        if not candidates:
+            raise ValueError("no candidates to select from")
+        self.candidates = dict(candidates)
+        self.options = {
+            "validation_fraction": validation_fraction,
+            "holdout_fraction": holdout_fraction,
+            "seed": seed,
+            "metric": metric,
+        }
+        self.selected: str | None = None
+        self.validation_scores: dict[str, float] = {}
+        self.model: Recommender | None = None
+
+    def fit(self, matrix: sp.spmatrix) -> Tuned:
+        if len(self.candidates) == 1:
+            self.selected, self.validation_scores = next(iter(self.candidates)), {}
+        else:
+            self.selected, self.validation_scores = select_on_validation(matrix, self.candidates, **self.options)
+        self.model = self.candidates[self.selected](matrix)
+        return self
+
+    def rank_scores(self, fold_in: sp.spmatrix) -> np.ndarray:
+        return self.model.rank_scores(fold_in)
+
+    def predict_ratings(self, fold_in: sp.spmatrix) -> np.ndarray | None:
+        return self.model.predict_ratings(fold_in)
+
+
+def tuned_factory(candidates: Mapping[str, RecommenderFactory], **options: Any) -> RecommenderFactory:
+    """``fit(train_matrix) -> Tuned`` for evaluate(): each fold selects on its own training users."""
+    return lambda matrix: Tuned(candidates, **options).fit(matrix)
+
+
+def l2_candidates(build: Callable[[float], Any], grid: Sequence[float] = EASE_L2_GRID) -> dict[str, RecommenderFactory]:
+    """{"l2=200": factory, ...}: ``build(l2)`` makes an unfitted model, the factory fits it."""
+    return {f"l2={l2:g}": (lambda matrix, l2=l2: build(l2).fit(matrix)) for l2 in grid}
+
+
+BASELINE_NAMES = ("popularity", "bias", "ease", "ease-liked", "ease-value-aware")
+
+
+def baseline_factories(
+    names: Sequence[str] = BASELINE_NAMES,
+    *,
+    l2_grid: Sequence[float] = EASE_L2_GRID,
+    fixed_l2: float | None = None,
+    seed: int = 0,
+) -> dict[str, RecommenderFactory]:
+    """The evaluation's baselines by name; the EASE variants tune l2 on validation users unless ``fixed_l2``."""
+    builders: dict[str, Callable[[float], Any]] = {
+        "ease": lambda l2: EASE(l2),
+        "ease-liked": lambda l2: EASE(l2, input="liked"),
+        "ease-value-aware": lambda l2: ValueAwareEASE(l2),
+    }
+    factories: dict[str, RecommenderFactory] = {}
+    for name in names:
+        if name == "popularity":
+            factories[name] = lambda matrix: PopularityRecommender().fit(matrix)
+        elif name == "bias":
+            factories[name] = lambda matrix: BiasRatingModel(PRODUCT_ITEM_DAMPING, PRODUCT_USER_DAMPING).fit(matrix)
+        elif name in builders:
+            grid = (fixed_l2,) if fixed_l2 is not None else tuple(l2_grid)
+            factories[name] = tuned_factory(l2_candidates(builders[name], grid), seed=seed)
+        else:
+            raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINE_NAMES)}")
+    return factories

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.ml.data import RATING_MAX, RATING_MIN
+from recommender.ml.similarity import similar_items as table_similar_items
 
 UserRatings = sp.spmatrix | np.ndarray | Mapping[int, float]
 
@@ -98,6 +99,8 @@ class VAERecommender:
             return np.tanh(values)
         if activation == "relu":
             return np.maximum(values, 0.0)
+        if activation == "swish":
+            return values / (1.0 + np.exp(-values))
         return np.where(values > 0, values, values * np.float32(self.metadata["leaky_relu_slope"]))
 
     def _normalize(self, rows: sp.csr_matrix) -> sp.csr_matrix:
@@ -126,35 +129,62 @@ class VAERecommender:
         )
         return (deviations / (counts + damping)).astype(np.float32)
 
-    def _encoder_features(self, normalized: sp.csr_matrix, mode: str | None = None) -> sp.csr_matrix:
+    def _signed(self, stars: sp.csr_matrix) -> sp.csr_matrix:
+        """+1 for liked, -1 for disliked, 0 in between, on the rated entries (the model's thresholds)."""
+        liked, disliked = self.metadata["liked_threshold_stars"], self.metadata["disliked_threshold_stars"]
+        signs = np.where(stars.data >= liked - 1e-6, 1.0, np.where(stars.data <= disliked + 1e-6, -1.0, 0.0))
+        return sp.csr_matrix((signs.astype(np.float32), stars.indices, stars.indptr), shape=stars.shape)
+
+    def _encoder_features(
+        self, normalized: sp.csr_matrix, mode: str | None = None, stars: sp.csr_matrix | None = None
+    ) -> sp.csr_matrix:
         mode = mode or self.metadata["input_mode"]
         if mode == "ratings":
             return normalized
         counts = np.diff(normalized.indptr).astype(np.float32)
-        scale = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1e-12)), np.diff(normalized.indptr))
-        implicit = sp.csr_matrix(
-            (scale.astype(np.float32), normalized.indices, normalized.indptr), shape=normalized.shape
-        )
+        scale = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1e-12)), np.diff(normalized.indptr)).astype(np.float32)
+        implicit = sp.csr_matrix((scale, normalized.indices, normalized.indptr), shape=normalized.shape)
         if mode == "implicit":
             return implicit
+        if mode == "implicit+signed":
+            signed = self._signed(stars)
+            signed.data *= scale
+            return sp.hstack([implicit, signed], format="csr")
         centred = sp.csr_matrix(
             (normalized.data - np.float32(0.5), normalized.indices, normalized.indptr), shape=normalized.shape
         )
         return sp.hstack([implicit, centred], format="csr")
 
-    def forward(self, ratings: UserRatings) -> tuple[np.ndarray, np.ndarray | None]:
-        """(ranking scores, predicted stars clipped to 0.5..5 or None) for a batch of users."""
-        rows = as_rating_rows(ratings, self.n_items)
-        normalized = self._normalize(rows)
-        features = self._encoder_features(normalized)
-        names = [f"encoder_dense_{i}" for i in range(self.metadata["n_encoder_layers"])] + ["z_mean"]
+    def _encode(self, features: sp.csr_matrix) -> np.ndarray:
+        """z_mean: dense layers in a row, or RecVAE's dense-skip layers (each adds the earlier outputs, then norm)."""
+        dense_skip = self.metadata.get("encoder_style", "mlp") == "dense_skip"
         hidden: Any = features
-        for name in names:
-            kernel, bias = self._layer(name)
+        earlier: list[np.ndarray] = []
+        for index in range(self.metadata["n_encoder_layers"]):
+            kernel, bias = self._layer(f"encoder_dense_{index}")
             # The first product is sparse x dense: only the rows of rated movies are touched.
             hidden = np.asarray(hidden @ kernel) + bias
-            if name != "z_mean":
+            if dense_skip:
+                hidden = self._layer_norm(self._activate(hidden + sum(earlier)), index)
+                earlier.append(hidden)
+            else:
                 hidden = self._activate(hidden)
+        kernel, bias = self._layer("z_mean")
+        return np.asarray(hidden @ kernel) + bias
+
+    def _layer_norm(self, values: np.ndarray, index: int) -> np.ndarray:
+        gamma, beta = self.weights[f"encoder_norm_{index}_gamma"], self.weights[f"encoder_norm_{index}_beta"]
+        mean = values.mean(axis=1, keepdims=True)
+        variance = values.var(axis=1, keepdims=True)
+        return (values - mean) / np.sqrt(variance + self.metadata["layer_norm_epsilon"]) * gamma + beta
+
+    def forward(self, ratings: UserRatings) -> tuple[np.ndarray, np.ndarray | None]:
+        """(ranking scores, predicted stars clipped to 0.5..5 or None) for a batch of users."""
+        rows = sp.csr_matrix(as_rating_rows(ratings, self.n_items), dtype=np.float32)
+        rows.sort_indices()
+        normalized = self._normalize(rows)
+        features = self._encoder_features(normalized, stars=rows)
+        hidden = self._encode(features)
         for index in range(self.metadata["n_decoder_layers"]):
             kernel, bias = self._layer(f"decoder_dense_{index}")
             hidden = self._activate(hidden @ kernel + bias)
@@ -176,11 +206,14 @@ class VAERecommender:
             kernel, bias = self._layer("ranking_logits")
             ranking_scores = hidden @ kernel + bias
             if "item_item_kernel" in self.weights:
-                if self.metadata.get("item_item_input", "implicit") == "binary":
+                path_input = self.metadata.get("item_item_input", "implicit")
+                if path_input in ("binary", "value_aware"):
                     rated = sp.csr_matrix(
                         (np.ones(normalized.nnz, np.float32), normalized.indices, normalized.indptr),
                         shape=normalized.shape,
                     )
+                    if path_input == "value_aware":
+                        rated = sp.hstack([rated, self._signed(rows)], format="csr")
                 else:
                     rated = self._encoder_features(normalized, mode="implicit")
                 ranking_scores = ranking_scores + np.asarray(rated @ self.weights["item_item_kernel"])
@@ -224,8 +257,20 @@ class VAERecommender:
             self._item_embeddings = vectors / np.maximum(norms, 1e-12)
         return self._item_embeddings
 
+    @property
+    def has_similar_items_table(self) -> bool:
+        return "similar_items_neighbours" in self.weights
+
     def similar_items(self, item: int, n: int = 10) -> list[tuple[int, float]]:
-        """The ``n`` movies with the most similar output vectors (cosine), the movie itself excluded."""
+        """The movies most similar to ``item``, best first, the movie itself excluded.
+
+        From the similar-movies table (who liked both, beyond popularity) when the model has one; models
+        trained before it existed fall back to the cosine of the output layer's movie vectors.
+        """
+        if self.has_similar_items_table:
+            return table_similar_items(
+                self.weights["similar_items_neighbours"], self.weights["similar_items_scores"], item, n
+            )
         embeddings = self.item_embeddings()
         similarities = embeddings @ embeddings[item]
         similarities[item] = -np.inf
@@ -233,8 +278,11 @@ class VAERecommender:
         return [(int(other), float(similarities[other])) for other in best]
 
 
-def export_weights(model: Any) -> dict[str, np.ndarray]:
-    """Weights of a trained ``vae.RecommenderVAE`` in this module's format (no Keras import needed)."""
+def export_weights(model: Any, similar_items: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Weights of a trained ``vae.RecommenderVAE`` in this module's format (no Keras import needed).
+
+    ``similar_items``: the (neighbours, scores) table of :func:`recommender.ml.similarity.similar_items_table`.
+    """
     config = model.vae_config
     weights: dict[str, np.ndarray] = {}
 
@@ -245,6 +293,10 @@ def export_weights(model: Any) -> dict[str, np.ndarray]:
 
     for index in range(len(config.encoder_units)):
         copy_layer(model.encoder, f"encoder_dense_{index}")
+        if config.encoder_style == "dense_skip":
+            gamma, beta = model.encoder.get_layer(f"encoder_norm_{index}").get_weights()
+            weights[f"encoder_norm_{index}_gamma"] = np.asarray(gamma, dtype=np.float32)
+            weights[f"encoder_norm_{index}_beta"] = np.asarray(beta, dtype=np.float32)
     copy_layer(model.encoder, "z_mean")
     for index in range(len(config.resolved_decoder_units)):
         copy_layer(model.decoder, f"decoder_dense_{index}")
@@ -264,16 +316,32 @@ def export_weights(model: Any) -> dict[str, np.ndarray]:
         "activation": config.activation,
         "leaky_relu_slope": config.leaky_relu_slope,
         "n_encoder_layers": len(config.encoder_units),
+        "encoder_style": config.encoder_style,
+        "layer_norm_epsilon": 0.1,  # vae.LAYER_NORM_EPSILON (this module does not import Keras)
         "n_decoder_layers": len(config.resolved_decoder_units),
         "rating_output": config.rating_output,
         "rating_user_offset_damping": config.rating_user_offset_damping if config.rating_head else None,
         "rating_mode": config.rating_mode if config.rating_head else None,
         "item_item_input": config.item_item_input,
         "normalization": config.normalization,
+        "liked_threshold_stars": _stars(config, model.liked_threshold),
+        "disliked_threshold_stars": _stars(config, model.disliked_threshold),
         "config": config.to_dict(),
     }
+    if similar_items is not None:
+        weights["similar_items_neighbours"] = np.asarray(similar_items[0], dtype=np.int32)
+        weights["similar_items_scores"] = np.asarray(similar_items[1], dtype=np.float32)
     weights["metadata"] = np.array(json.dumps(metadata))
     return weights
+
+
+def _stars(config: Any, normalized: float | None) -> float | None:
+    """A normalised threshold back in stars (as the serving model reads ratings)."""
+    if normalized is None:
+        return None
+    if config.normalization == "report-2025":
+        return round(float(normalized) * 4.0 + 1.0, 4)
+    return round(float(normalized) * (RATING_MAX - RATING_MIN) + RATING_MIN, 4)
 
 
 def save_weights(weights: Mapping[str, np.ndarray], path: str | Path) -> None:

@@ -34,17 +34,28 @@ import tensorflow as tf
 from keras import ops
 
 from recommender.ml import data
-from recommender.ml.baselines import EASE, BiasRatingModel
+from recommender.ml.baselines import BiasRatingModel, ease_weights, value_aware_ease_weights
 from recommender.ml.inference import VAERecommender, exclude_rated, export_weights, top_n_indices
+from recommender.ml.similarity import similar_items_table
 
-ACTIVATIONS = ("tanh", "relu", "leaky_relu")
-INPUT_MODES = ("ratings", "implicit", "implicit+ratings")
+ACTIVATIONS = ("tanh", "relu", "leaky_relu", "swish")
+ENCODER_STYLES = ("mlp", "dense_skip")
+INPUT_MODES = ("ratings", "implicit", "implicit+ratings", "implicit+signed")
 NORMALIZATIONS = ("minmax", "report-2025")
 RANKING_TARGETS = ("rated", "liked")
 EARLY_STOPPING = ("val_loss", "ndcg@100")
-ITEM_ITEM_INPUTS = ("implicit", "binary")
+ITEM_ITEM_INPUTS = ("implicit", "binary", "value_aware")
 RATING_MODES = ("offset", "bias_residual")
 ITEM_ITEM_TRAINING = ("joint", "ensemble")
+PRIORS = ("standard", "composite")
+LAYER_NORM_EPSILON = 0.1  # RecVAE's
+ITEM_ITEM_SELECTIONS = ("ndcg@100", "ndcg@10")
+NDCG_CUTOFFS = (10, 100)
+# Validation users scored when the hybrid's mix is picked: plenty for a stable choice, bounded memory.
+CALIBRATION_USERS = 5_000
+# RecVAE's composite prior: weights of the standard normal, the old posterior and the wide normal.
+COMPOSITE_PRIOR_WEIGHTS = (3 / 20, 15 / 20, 2 / 20)
+COMPOSITE_PRIOR_WIDE_LOG_VAR = 10.0
 ITEM_ITEM_SCALES = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 35.0, 60.0, 100.0, 1000.0)
 
 
@@ -53,6 +64,9 @@ class VAEConfig:
     """Every size and rate of the model and its training run."""
 
     encoder_units: tuple[int, ...] = (600,)
+    # "mlp": dense layers in a row; "dense_skip": RecVAE's encoder (Shenbin et al. 2020), where each layer adds
+    # every earlier layer's output before its activation and is layer-normalised (equal widths needed).
+    encoder_style: str = "mlp"
     latent_dim: int = 200
     # None mirrors the encoder (1024-512-256 -> 256-512-1024).
     decoder_units: tuple[int, ...] | None = None
@@ -60,7 +74,9 @@ class VAEConfig:
     leaky_relu_slope: float = 0.2
     l2: float = 0.0
     # "implicit": which movies were rated, L2-normalised (Mult-VAE); "ratings": normalised
-    # stars as they are (report); "implicit+ratings": both, concatenated.
+    # stars as they are (report); "implicit+ratings": both, concatenated; "implicit+signed": the
+    # implicit channel plus a signed one (+1 liked, -1 disliked, 0 in between, same L2 scaling), so
+    # that a 1-star rating points the other way from a 5-star one.
     input_mode: str = "implicit"
     input_dropout: float = 0.5
     ranking_head: bool = True
@@ -85,6 +101,8 @@ class VAEConfig:
     ranking_target: str = "rated"
     # Stars; None: 4 on whole-star data, 3.5 on half-star data (data.relevance_threshold).
     liked_threshold: float | None = None
+    # Stars at or below which a rating counts as disliked (the signed input channels).
+    disliked_threshold: float = 2.0
     # "val_loss": stop on the validation loss (the report); "ndcg@100": stop on NDCG@100 of
     # the validation users' hidden ratings (liked ones relevant), as Liang et al. select models.
     # Either way the best epoch's weights are restored.
@@ -109,6 +127,15 @@ class VAEConfig:
     # times ``item_item_init_scale``; None starts it at zero. SGD on ~600 users
     # does not reach EASE's quality from zero within the early-stopping budget.
     item_item_init_ease_l2: float | None = 500.0
+    # Ensemble: the closed form's L2 is picked from these on the validation users (with the path's weight);
+    # the best L2 grows with the number of users, so one fixed value would only fit one data set.
+    item_item_l2_grid: tuple[float, ...] | None = None
+    # The validation metric that picks the path's L2 and weight: "ndcg@10" favours the top of the list,
+    # which is what the site shows.
+    item_item_selection: str = "ndcg@100"
+    # The product must listen to the stars: a mix whose validation flip@10 (overlap of the top 10 with every
+    # rating mirrored; 1.0 = deaf to the stars) is above this is only picked when every mix is.
+    max_flip: float = 0.3
     item_item_init_scale: float = 100.0
     # "offset": movie bias + damped user offset + learned output (trained with the ranking).
     # "bias_residual": the damped user/item bias baseline (baselines.BiasRatingModel, computed
@@ -125,6 +152,13 @@ class VAEConfig:
     beta: float = 0.2
     # The KL weight grows linearly from 0 to ``beta`` over this many epochs (0: constant).
     kl_anneal_epochs: int = 0
+    # RecVAE (Shenbin et al. 2020): "composite" replaces the standard normal prior by a mixture of it, the
+    # previous epoch's encoder posterior for the same user (which keeps the encoder from forgetting) and a
+    # wide normal; the KL term is then a one-sample estimate.
+    prior: str = "standard"
+    # RecVAE's user-dependent KL weight: beta_per_rating times the number of movies the user rated (in the
+    # encoder's input) instead of ``beta``; None keeps the constant ``beta``.
+    beta_per_rating: float | None = None
     normalization: str = "minmax"
     learning_rate: float = 1e-3
     batch_size: int = 128
@@ -135,6 +169,9 @@ class VAEConfig:
     # validation target; 0 reconstructs the full row as the report did.
     validation_holdout_fraction: float = 0.2
     min_user_ratings: int | None = 20
+    # Neighbours kept per movie in the similar-movies table served with the model (also where "because you
+    # rated X highly" looks for X, so a longer list finds a reason more often).
+    similar_items: int = 50
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -152,10 +189,17 @@ class VAEConfig:
             ("item_item_input", ITEM_ITEM_INPUTS),
             ("rating_mode", RATING_MODES),
             ("item_item_training", ITEM_ITEM_TRAINING),
+            ("prior", PRIORS),
+            ("item_item_selection", ITEM_ITEM_SELECTIONS),
+            ("encoder_style", ENCODER_STYLES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}")
         object.__setattr__(self, "encoder_units", tuple(self.encoder_units))
+        if self.encoder_style == "dense_skip" and len(set(self.encoder_units)) > 1:
+            raise ValueError("the dense_skip encoder adds its layers' outputs: every encoder layer needs the same width")
+        if self.item_item_l2_grid is not None:
+            object.__setattr__(self, "item_item_l2_grid", tuple(self.item_item_l2_grid))
         if self.decoder_units is not None:
             object.__setattr__(self, "decoder_units", tuple(self.decoder_units))
 
@@ -180,6 +224,7 @@ class VAEConfig:
         as_dict = dataclasses.asdict(self)
         as_dict["encoder_units"] = list(self.encoder_units)
         as_dict["decoder_units"] = None if self.decoder_units is None else list(self.decoder_units)
+        as_dict["item_item_l2_grid"] = None if self.item_item_l2_grid is None else list(self.item_item_l2_grid)
         return as_dict
 
     @classmethod
@@ -191,10 +236,10 @@ class VAEConfig:
 
 
 PRESETS: dict[str, VAEConfig] = {
-    # Best of the ML-100K tuning runs (benchmarks/ml/RESULTS.md): a wide linear encoder
-    # straight into a 600-d latent, a linear decoder, no hidden layers; trained on what users
-    # liked, early-stopped on validation NDCG@100; plus, on catalogues of up to 20,000 movies,
-    # EASE's movie-to-movie weights mixed in with a weight picked on validation NDCG@100;
+    # The product (benchmarks/ml/RESULTS.md): a wide linear encoder of what the user rated and how
+    # (+1 liked, -1 disliked) straight into a 600-d latent, a linear decoder; trained on what users
+    # liked, early-stopped on validation NDCG@100; plus, on catalogues of up to 20,000 movies, the
+    # value-aware EASE movie-to-movie weights mixed in, its L2 and weight picked on validation NDCG@100;
     # stars = damped bias baseline + a residual from the latent code (second phase).
     "default": VAEConfig(
         encoder_units=(),
@@ -204,10 +249,12 @@ PRESETS: dict[str, VAEConfig] = {
         rating_learning_rate=1e-4,
         ranking_target="liked",
         early_stopping="ndcg@100",
+        input_mode="implicit+signed",
         item_item=None,
         item_item_trainable=False,
-        item_item_input="binary",
+        item_item_input="value_aware",
         item_item_training="ensemble",
+        item_item_l2_grid=(125.0, 250.0, 500.0, 1000.0, 2000.0),
         rating_mode="bias_residual",
         rating_item_damping=5.0,
     ),
@@ -245,6 +292,20 @@ PRESETS: dict[str, VAEConfig] = {
 }
 
 
+# Reported next to the default in the same evaluation run: its VAE part alone, and the value-blind default
+# this product had until 2026-11-27 (a 1-star rating pulled similar movies up like a 5-star one).
+PRESETS["default-vae-alone"] = PRESETS["default"].replace(item_item=False)
+# The default with RecVAE's encoder (Shenbin et al. 2020): five 600-wide dense-skip layers with swish and layer
+# norm, a 200-d latent, a linear decoder, the composite prior and a KL weight per rated movie.
+PRESETS["recvae"] = PRESETS["default"].replace(
+    encoder_units=(600,) * 5, encoder_style="dense_skip", activation="swish", latent_dim=200, decoder_units=(),
+    prior="composite", beta_per_rating=0.005, learning_rate=5e-4,
+)
+PRESETS["value-blind-2026-11"] = PRESETS["default"].replace(
+    input_mode="implicit", item_item_input="binary", item_item_l2_grid=None
+)
+
+
 def preset(name: str = "default", **overrides: Any) -> VAEConfig:
     """A named configuration, optionally with some fields changed."""
     return PRESETS[name].replace(**overrides)
@@ -276,29 +337,44 @@ class StopGradient(keras.layers.Layer):
         return ops.stop_gradient(inputs)
 
 
+def signed_feedback(values: Any, mask: Any, liked: float, disliked: float) -> Any:
+    """+1 where a rating is liked, -1 where it is disliked, 0 elsewhere (normalised rating units)."""
+    is_liked = ops.cast(values >= liked - 1e-6, mask.dtype)
+    is_disliked = ops.cast(values <= disliked + 1e-6, mask.dtype)
+    return mask * (is_liked - is_disliked)
+
+
 @keras.saving.register_keras_serializable(package="recommender")
 class EncoderInput(keras.layers.Layer):
-    """Turns (normalised ratings, observed mask) into the encoder's input features."""
+    """Turns (normalised ratings, observed mask) into the encoder's input features.
 
-    def __init__(self, mode: str = "implicit", **kwargs: Any) -> None:
+    ``liked`` and ``disliked`` are the normalised thresholds of the signed channel ("implicit+signed").
+    """
+
+    def __init__(self, mode: str = "implicit", liked: float = 0.778, disliked: float = 0.333, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mode not in INPUT_MODES:
             raise ValueError(f"mode must be one of {INPUT_MODES}")
         self.mode = mode
+        self.liked = float(liked)
+        self.disliked = float(disliked)
 
     def call(self, inputs: tuple[Any, Any]) -> Any:
         values, mask = inputs
         if self.mode == "ratings":
             return values
         # Mult-VAE normalises each user's row to unit length (epsilon: users with no ratings).
-        implicit = mask / ops.sqrt(ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1e-12))
+        norm = ops.sqrt(ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1e-12))
+        implicit = mask / norm
         if self.mode == "implicit":
             return implicit
+        if self.mode == "implicit+signed":
+            return ops.concatenate([implicit, signed_feedback(values, mask, self.liked, self.disliked) / norm], axis=1)
         # Centred so that the lowest rating (normalised to 0) is still visible to the encoder.
         return ops.concatenate([implicit, mask * (values - 0.5)], axis=1)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode, "liked": self.liked, "disliked": self.disliked}
 
 
 def _activation_layer(config: VAEConfig, name: str) -> keras.layers.Layer:
@@ -322,14 +398,22 @@ def _dense(
     )
 
 
-def build_encoder(n_items: int, config: VAEConfig) -> keras.Model:
-    """(values, mask) -> (z_mean, z_log_var, z)."""
+def build_encoder(n_items: int, config: VAEConfig, thresholds: tuple[float, float] = (0.778, 0.333)) -> keras.Model:
+    """(values, mask) -> (z_mean, z_log_var, z); ``thresholds``: (liked, disliked) in normalised units."""
     values = keras.Input(shape=(n_items,), name="values")
     mask = keras.Input(shape=(n_items,), name="mask")
-    hidden = EncoderInput(config.input_mode, name="encoder_input")([values, mask])
+    hidden = EncoderInput(config.input_mode, *thresholds, name="encoder_input")([values, mask])
+    earlier: list[Any] = []
     for index, units in enumerate(config.encoder_units):
         hidden = _dense(units, config, f"encoder_dense_{index}")(hidden)
-        hidden = _activation_layer(config, f"encoder_activation_{index}")(hidden)
+        if config.encoder_style == "dense_skip":
+            if earlier:
+                hidden = keras.layers.Add(name=f"encoder_skip_{index}")([hidden, *earlier])
+            hidden = _activation_layer(config, f"encoder_activation_{index}")(hidden)
+            hidden = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=f"encoder_norm_{index}")(hidden)
+            earlier.append(hidden)
+        else:
+            hidden = _activation_layer(config, f"encoder_activation_{index}")(hidden)
     z_mean = _dense(config.latent_dim, config, "z_mean")(hidden)
     z_log_var = _dense(config.latent_dim, config, "z_log_var")(hidden)
     z = Sampling(seed=config.seed, name="sampling")([z_mean, z_log_var])
@@ -367,9 +451,11 @@ def build_decoder(n_items: int, config: VAEConfig) -> keras.Model:
 class ItemItem(keras.layers.Layer):
     """Movie-to-movie ranking path: scale * (x @ kernel), zero diagonal (a movie never predicts itself).
 
-    ``x`` is the rated indicator, L2-normalised per user ("implicit") or 0/1 ("binary", as
-    EASE). A frozen kernel (``trainable_kernel=False``) keeps its initial (EASE) weights and
-    only the scalar scale learns, so the path costs no optimizer memory.
+    ``x`` is the rated indicator, L2-normalised per user ("implicit") or 0/1 ("binary", as EASE), or
+    ("value_aware") the 0/1 rated indicator next to the signed one (+1 liked, -1 disliked): the kernel is
+    then 2 n_items x n_items, so a disliked movie can push its neighbours down. A frozen kernel
+    (``trainable_kernel=False``) keeps its initial (EASE) weights and only the scalar scale learns, so
+    the path costs no optimizer memory.
     """
 
     def __init__(
@@ -379,18 +465,25 @@ class ItemItem(keras.layers.Layer):
         trainable_kernel: bool = True,
         initial_scale: float = 1.0,
         l2: float = 0.0,
+        liked: float = 0.778,
+        disliked: float = 0.333,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if input_mode not in ITEM_ITEM_INPUTS:
             raise ValueError(f"input_mode must be one of {ITEM_ITEM_INPUTS}")
+        if input_mode == "value_aware" and trainable_kernel:
+            raise ValueError("the value-aware movie-to-movie path is fitted in closed form: its kernel is frozen")
         self.n_items = n_items
         self.input_mode = input_mode
         self.trainable_kernel = trainable_kernel
         self.initial_scale = initial_scale
         self.l2 = l2
+        self.liked = float(liked)
+        self.disliked = float(disliked)
+        n_features = 2 * n_items if input_mode == "value_aware" else n_items
         self.kernel = self.add_weight(
-            shape=(n_items, n_items),
+            shape=(n_features, n_items),
             initializer="zeros",
             regularizer=keras.regularizers.L2(l2) if l2 > 0 and trainable_kernel else None,
             trainable=trainable_kernel,
@@ -401,13 +494,15 @@ class ItemItem(keras.layers.Layer):
         )
         self.built = True
 
-    def features(self, mask: Any) -> Any:
+    def features(self, values: Any, mask: Any) -> Any:
         if self.input_mode == "binary":
             return mask
+        if self.input_mode == "value_aware":
+            return ops.concatenate([mask, signed_feedback(values, mask, self.liked, self.disliked)], axis=1)
         return mask / ops.sqrt(ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1e-12))
 
-    def call(self, mask: Any) -> Any:
-        features = self.features(mask)
+    def call(self, values: Any, mask: Any) -> Any:
+        features = self.features(values, mask)
         scores = ops.matmul(features, self.kernel)
         if self.trainable_kernel:
             # Remove each movie's own contribution: x_i * K_ii (diagonal kept out of the fit).
@@ -416,7 +511,8 @@ class ItemItem(keras.layers.Layer):
 
     def effective_kernel(self) -> np.ndarray:
         kernel = np.array(self.kernel.numpy(), dtype=np.float32)
-        np.fill_diagonal(kernel, 0.0)
+        if self.input_mode != "value_aware":  # the value-aware fit already gives a movie no weight for itself
+            np.fill_diagonal(kernel, 0.0)
         return kernel * np.float32(self.scale.numpy())
 
     def get_config(self) -> dict[str, Any]:
@@ -427,7 +523,22 @@ class ItemItem(keras.layers.Layer):
             "trainable_kernel": self.trainable_kernel,
             "initial_scale": self.initial_scale,
             "l2": self.l2,
+            "liked": self.liked,
+            "disliked": self.disliked,
         }
+
+
+def _log_normal(x: Any, mean: Any, log_var: Any) -> Any:
+    """Elementwise log density of N(mean, exp(log_var)) at x."""
+    return -0.5 * (np.log(2 * np.pi) + log_var + ops.square(x - mean) / ops.exp(log_var))
+
+
+class PriorRefresh(keras.callbacks.Callback):
+    """Composite prior: the old encoder takes the current encoder's weights at the start of each epoch."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.old_encoder is not None:
+            self.model.old_encoder.set_weights(self.model.encoder.get_weights())
 
 
 @keras.saving.register_keras_serializable(package="recommender")
@@ -440,21 +551,30 @@ class RecommenderVAE(keras.Model):
         config: dict[str, Any],
         kl_anneal_steps: int = 0,
         liked_threshold: float | None = None,
+        disliked_threshold: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.n_items = n_items
         self.vae_config = VAEConfig.from_dict(config)
         self.kl_anneal_steps = kl_anneal_steps
-        # Normalised rating from which a movie counts as liked (ranking_target="liked"); train()
-        # passes it from the data; without it, 4 stars on the default normalisation.
-        if liked_threshold is None and self.vae_config.ranking_target == "liked":
-            liked_threshold = (4.0 - data.RATING_MIN) / (data.RATING_MAX - data.RATING_MIN)
+        # Normalised ratings from which a movie counts as liked (the "liked" ranking target and the
+        # signed inputs) and up to which it counts as disliked; train() passes them from the data.
+        if liked_threshold is None:
+            liked_threshold = _normalized_stars(self.vae_config, self.vae_config.liked_threshold or 4.0)
+        if disliked_threshold is None:
+            disliked_threshold = _normalized_stars(self.vae_config, self.vae_config.disliked_threshold)
         self.liked_threshold = liked_threshold
+        self.disliked_threshold = disliked_threshold
         # "joint": every loss term trains every weight (one phase); "ranking" / "rating": the
         # two phases of rating_mode="bias_residual" (see VAEConfig).
         self.phase = "joint"
-        self.encoder = build_encoder(n_items, self.vae_config)
+        self.encoder = build_encoder(n_items, self.vae_config, (liked_threshold, disliked_threshold))
+        # The composite prior's frozen copy of the encoder, refreshed at each epoch's start (PriorRefresh).
+        self.old_encoder = None
+        if self.vae_config.prior == "composite":
+            self.old_encoder = build_encoder(n_items, self.vae_config, (liked_threshold, disliked_threshold))
+            self.old_encoder.trainable = False
         self.decoder = build_decoder(n_items, self.vae_config)
         self.dropout_seed = keras.random.SeedGenerator(self.vae_config.seed + 1)
         self.item_item = None
@@ -465,6 +585,8 @@ class RecommenderVAE(keras.Model):
                 trainable_kernel=self.vae_config.item_item_trainable,
                 initial_scale=self.vae_config.item_item_init_scale,
                 l2=self.vae_config.item_item_l2,
+                liked=liked_threshold,
+                disliked=disliked_threshold,
                 name="item_item",
             )
         self.rating_baseline = self.vae_config.rating_head and self.vae_config.rating_mode == "bias_residual"
@@ -502,7 +624,7 @@ class RecommenderVAE(keras.Model):
     def _decode(self, z: Any, values: Any, mask: Any, training: bool) -> dict[str, Any]:
         outputs = self._add_user_offset(self.decoder(z, training=training), values, mask)
         if self.item_item is not None:
-            wide = self.item_item(mask)
+            wide = self.item_item(values, mask)
             outputs = {**outputs, "ranking_logits": outputs["ranking_logits"] + wide}
         return outputs
 
@@ -529,15 +651,41 @@ class RecommenderVAE(keras.Model):
         keep = ops.cast(keras.random.uniform(ops.shape(mask), seed=self.dropout_seed) >= rate, mask.dtype)
         return values * keep, mask * keep
 
-    def _kl_weight(self) -> Any:
-        beta = self.vae_config.beta
+    def _kl_weight(self, mask: Any) -> Any:
+        """The KL weight: a scalar, or one per user (RecVAE's beta_per_rating x the user's rated count)."""
+        per_rating = self.vae_config.beta_per_rating
+        beta = self.vae_config.beta if per_rating is None else per_rating * ops.sum(mask, axis=1)
+        beta = ops.convert_to_tensor(beta, dtype="float32")
         if self.kl_anneal_steps <= 0:
-            return ops.convert_to_tensor(beta, dtype="float32")
+            return beta
         progress = ops.cast(self.optimizer.iterations + 1, "float32") / float(self.kl_anneal_steps)
         return beta * ops.minimum(progress, 1.0)
 
+    def _kl_per_user(self, z_mean: Any, z_log_var: Any, z: Any, prior: tuple[Any, Any] | None) -> Any:
+        """KL(q(z|x) || p(z)) per user: closed form for N(0, I), a one-sample estimate for the composite prior."""
+        if prior is None:
+            return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
+        old_mean, old_log_var = prior
+        zeros = ops.zeros_like(z)
+        components = [
+            _log_normal(z, zeros, zeros),
+            _log_normal(z, old_mean, old_log_var),
+            _log_normal(z, zeros, zeros + COMPOSITE_PRIOR_WIDE_LOG_VAR),
+        ]
+        log_prior = ops.logsumexp(
+            ops.stack([c + np.log(w) for c, w in zip(components, COMPOSITE_PRIOR_WEIGHTS)], axis=-1), axis=-1
+        )
+        return ops.sum(_log_normal(z, z_mean, z_log_var) - log_prior, axis=1)
+
     def _loss_terms(
-        self, outputs: dict[str, Any], z_mean: Any, z_log_var: Any, target_values: Any, target_mask: Any
+        self,
+        outputs: dict[str, Any],
+        z_mean: Any,
+        z_log_var: Any,
+        target_values: Any,
+        target_mask: Any,
+        z: Any = None,
+        prior: tuple[Any, Any] | None = None,
     ) -> dict[str, Any]:
         terms = {}
         if self.vae_config.ranking_head and self.phase != "rating":
@@ -553,9 +701,8 @@ class RecommenderVAE(keras.Model):
                 terms["rating_loss"] = ops.sum(squared_errors) / ops.maximum(ops.sum(target_mask), 1.0)
             else:
                 terms["rating_loss"] = ops.mean(ops.sum(squared_errors, axis=1))
-        terms["kl_loss"] = ops.mean(
-            -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
-        )
+        terms["kl_per_user"] = self._kl_per_user(z_mean, z_log_var, z, prior)
+        terms["kl_loss"] = ops.mean(terms["kl_per_user"])
         return terms
 
     def _reconstruction_loss(self, terms: dict[str, Any]) -> Any:
@@ -580,7 +727,8 @@ class RecommenderVAE(keras.Model):
     def _total_loss(self, terms: dict[str, Any], kl_weight: Any) -> Any:
         if self.phase == "rating":
             return terms["rating_loss"] + self._regularization_loss()
-        return self._reconstruction_loss(terms) + kl_weight * terms["kl_loss"] + self._regularization_loss()
+        kl = ops.mean(kl_weight * terms["kl_per_user"])
+        return self._reconstruction_loss(terms) + kl + self._regularization_loss()
 
     def _phase_variables(self) -> list[Any]:
         """The weights the current phase trains."""
@@ -608,18 +756,23 @@ class RecommenderVAE(keras.Model):
         (values, mask), (target_values, target_mask) = batch
         if self.phase == "rating":
             return self._rating_train_step(values, mask)
-        kl_weight = self._kl_weight()
+        kl_weight = self._kl_weight(mask)
         variables = self._phase_variables()
+        prior = None
+        if self.old_encoder is not None:
+            # RecVAE evaluates the old posterior on the user's whole (not denoised) input.
+            old_mean, old_log_var, _ = self.old_encoder([values, mask], training=False)
+            prior = (ops.stop_gradient(old_mean), ops.stop_gradient(old_log_var))
         with tf.GradientTape() as tape:
             dropped_values, dropped_mask = self._drop_inputs(values, mask)
             z_mean, z_log_var, z = self.encoder([dropped_values, dropped_mask], training=True)
             outputs = self._decode(z, dropped_values, dropped_mask, training=True)
-            terms = self._loss_terms(outputs, z_mean, z_log_var, target_values, target_mask)
+            terms = self._loss_terms(outputs, z_mean, z_log_var, target_values, target_mask, z=z, prior=prior)
             total = self._total_loss(terms, kl_weight)
         gradients = tape.gradient(total, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
         logs = self._update_trackers(total, terms)
-        return {**logs, "kl_weight": kl_weight}
+        return {**logs, "kl_weight": ops.mean(kl_weight)}
 
     def _rating_train_step(self, values: Any, mask: Any) -> dict[str, Any]:
         """Rating phase: hide a share of each user's ratings, fit the residual on the hidden ones."""
@@ -655,6 +808,7 @@ class RecommenderVAE(keras.Model):
             "config": self.vae_config.to_dict(),
             "kl_anneal_steps": self.kl_anneal_steps,
             "liked_threshold": self.liked_threshold,
+            "disliked_threshold": self.disliked_threshold,
         }
 
 
@@ -805,6 +959,15 @@ class TrainResult:
     config: VAEConfig
     train_users: np.ndarray = field(repr=False)
     validation_users: np.ndarray = field(repr=False)
+    # Every metric of the evaluation protocol on the validation users' hidden ratings, from the model
+    # before its movie-to-movie path was refitted on every rating: these ratings were never trained on.
+    validation_metrics: dict[str, float] = field(default_factory=dict)
+    # Each movie's most similar movies by who liked both (similarity.similar_items_table), for serving.
+    similar_items: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def serving(self) -> VAERecommender:
+        """The NumPy serving model, with the similar-movies table."""
+        return to_recommender(self.model, self.similar_items)
 
     @property
     def epochs_run(self) -> int:
@@ -832,26 +995,32 @@ def _bias_statistics(normalized: sp.csr_matrix, item_damping: float) -> tuple[fl
     return model.global_mean, model.item_bias.astype(np.float32)
 
 
-def _ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
-    """EASE's closed form (float64 on small catalogues, float32 beyond 8,000 movies for memory)."""
-    if matrix.shape[1] <= 8_000:
-        return EASE(l2).fit(matrix).item_weights
-    rated = data.observed_mask(matrix)
-    gram = np.asarray((rated.T @ rated).todense(), dtype=np.float32)
-    gram[np.diag_indices_from(gram)] += l2
-    precision = np.linalg.inv(gram)
-    del gram
-    precision /= -np.diag(precision)[None, :]
-    np.fill_diagonal(precision, 0.0)
-    return precision
+def _star_bounds(matrix: sp.csr_matrix) -> tuple[float, float]:
+    """The lowest and highest rating in the data (what flip@10 mirrors: 1 <-> 5 on ML-100K)."""
+    return float(matrix.data.min()), float(matrix.data.max())
+
+
+def _normalized_stars(config: VAEConfig, stars: float) -> float:
+    """A rating in stars in the model's normalised units."""
+    if config.normalization == "report-2025":
+        return (stars - 1.0) / 4.0
+    return (stars - data.RATING_MIN) / (data.RATING_MAX - data.RATING_MIN)
 
 
 def _liked_threshold(config: VAEConfig, matrix: sp.csr_matrix) -> float:
     """The liked threshold in normalised units."""
     stars = config.liked_threshold if config.liked_threshold is not None else data.relevance_threshold(matrix)
-    if config.normalization == "report-2025":
-        return (stars - 1.0) / 4.0
-    return (stars - data.RATING_MIN) / (data.RATING_MAX - data.RATING_MIN)
+    return _normalized_stars(config, stars)
+
+
+def _item_item_weights(model: RecommenderVAE, normalized: sp.csr_matrix, l2: float) -> np.ndarray:
+    """The movie-to-movie kernel in closed form: EASE, or its value-aware form, on normalised ratings."""
+    if model.item_item.input_mode != "value_aware":
+        return ease_weights(data.observed_mask(normalized), l2)
+    # Normalised thresholds are float32-rounded in the data: a little slack keeps 2 and 4 stars on their side.
+    return value_aware_ease_weights(
+        normalized, l2, liked_threshold=model.liked_threshold - 1e-6, disliked_threshold=model.disliked_threshold + 1e-6
+    )
 
 
 def train(
@@ -879,9 +1048,6 @@ def train(
     if len(train_users) == 0 or len(validation_users) == 0:
         raise ValueError("not enough users with enough ratings for a train/validation split")
 
-    train_batches = RowBatchDataset(
-        data.RowBatcher(normalized, train_users, config.batch_size, shuffle=True, seed=config.seed)
-    )
     validation_inputs = normalized[validation_users]
     validation_targets = None
     if config.validation_holdout_fraction > 0:
@@ -897,17 +1063,21 @@ def train(
     # hidden ones, so the validation scores stay honest.
     other_rows = np.setdiff1d(np.arange(matrix.shape[0]), validation_users)
     statistics = sp.vstack([normalized[other_rows], validation_inputs], format="csr")
+    train_batches = RowBatchDataset(
+        data.RowBatcher(normalized, train_users, config.batch_size, shuffle=True, seed=config.seed)
+    )
 
     liked_threshold = _liked_threshold(config, matrix)
     model = RecommenderVAE(
         n_items=matrix.shape[1],
         config=config.to_dict(),
         kl_anneal_steps=config.kl_anneal_epochs * len(train_batches),
-        liked_threshold=liked_threshold if config.ranking_target == "liked" else None,
+        liked_threshold=liked_threshold,
+        disliked_threshold=_normalized_stars(config, config.disliked_threshold),
     )
     ensemble = model.item_item is not None and config.item_item_training == "ensemble"
     if model.item_item is not None and config.item_item_init_ease_l2 is not None:
-        model.item_item.kernel.assign(_ease_weights(statistics, config.item_item_init_ease_l2))
+        model.item_item.kernel.assign(_item_item_weights(model, statistics, config.item_item_init_ease_l2))
     if ensemble:
         model.item_item.scale.assign(0.0)
     if model.rating_baseline:
@@ -921,12 +1091,12 @@ def train(
 
     model.phase = "ranking" if config.two_phase else "joint"
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
-    use_ndcg = (
-        config.early_stopping == "ndcg@100" and config.ranking_head and validation_targets is not None
-    )
-    if use_ndcg:
+    relevant = None
+    if validation_targets is not None:
         relevant = validation_targets.multiply(validation_targets >= liked_threshold - 1e-6).tocsr()
         relevant.eliminate_zeros()
+    use_ndcg = config.early_stopping == "ndcg@100" and config.ranking_head and relevant is not None
+    if use_ndcg:
         early_stopping: keras.callbacks.Callback = BestEpochStopping(
             validation_ndcg(validation_inputs, relevant), "val_ndcg@100", "max", config.patience
         )
@@ -938,7 +1108,7 @@ def train(
         train_batches,
         validation_data=validation_batches,
         epochs=config.max_epochs,
-        callbacks=[early_stopping, EpochTimer(), *callbacks],
+        callbacks=[PriorRefresh(), early_stopping, EpochTimer(), *callbacks],
         verbose=verbose,
     )
     history_dict = {name: [float(value) for value in values] for name, values in history.history.items()}
@@ -946,8 +1116,10 @@ def train(
         history_dict["initial_val_ndcg@100"] = [early_stopping.initial_score]
         history_dict["best_epoch"] = [float(early_stopping.best_epoch)]
     if ensemble:
-        history_dict.update(_calibrate_item_item(model, config, matrix, validation_inputs, validation_targets,
-                                                 liked_threshold))
+        low, high = (_normalized_stars(config, stars) for stars in _star_bounds(matrix))
+        history_dict.update(
+            _calibrate_item_item(model, config, statistics, validation_inputs, relevant, mirror=low + high)
+        )
 
     if config.two_phase and validation_targets is not None:
         history_dict.update(_train_rating_residual(model, config, train_batches, validation_inputs,
@@ -958,39 +1130,141 @@ def train(
         # matches the one Keras builds when it loads the model (no phase-2-only state).
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
         model.optimizer.build(model.trainable_variables)
+    validation_metrics = {}
+    if validation_targets is not None:
+        validation_metrics = _validation_metrics(model, matrix, validation_users, config)
+    if model.item_item is not None and config.item_item_init_ease_l2 is not None:
+        # Only now, with the validation scores taken, may the closed form see every rating.
+        l2 = history_dict.get("item_item_l2", [config.item_item_init_ease_l2])[0]
+        model.item_item.kernel.assign(_item_item_weights(model, normalized, l2))
     return TrainResult(
         model=model,
         history=history_dict,
         config=config,
         train_users=train_users,
         validation_users=validation_users,
+        validation_metrics=validation_metrics,
+        similar_items=similar_items_table(matrix, k=config.similar_items),
     )
+
+
+def _validation_metrics(
+    model: RecommenderVAE, matrix: sp.csr_matrix, validation_users: np.ndarray, config: VAEConfig
+) -> dict[str, float]:
+    """The evaluation protocol's metrics on the validation users' hidden ratings (the same split as training's)."""
+    from recommender.ml.evaluation import rating_scale, score_holdout
+
+    fold_in, held_out = data.split_ratings_per_user(
+        matrix[validation_users], config.validation_holdout_fraction, seed=config.seed
+    )
+    threshold = data.relevance_threshold(matrix)
+    return score_holdout(to_recommender(model), fold_in, held_out, threshold, rating_bounds=rating_scale(matrix))
 
 
 def _calibrate_item_item(
     model: RecommenderVAE,
     config: VAEConfig,
-    matrix: sp.csr_matrix,
+    statistics: sp.csr_matrix,
     validation_inputs: sp.csr_matrix,
-    validation_targets: sp.csr_matrix | None,
-    liked_threshold: float,
+    relevant: sp.csr_matrix | None,
+    mirror: float,
 ) -> dict[str, list[float]]:
-    """Ensemble: pick the movie-to-movie path's weight by validation NDCG@100, then refit EASE on all ratings."""
-    scores = []
-    if validation_targets is not None:
-        relevant = validation_targets.multiply(validation_targets >= liked_threshold - 1e-6).tocsr()
-        relevant.eliminate_zeros()
-        score = validation_ndcg(validation_inputs, relevant)
+    """Ensemble: pick the movie-to-movie path's L2 and weight on validation users (weight 0 keeps the VAE alone).
+
+    The closed form is fitted on ``statistics`` (no validation user's hidden rating) for each L2 of
+    ``item_item_l2_grid``. Among the mixes whose validation flip@10 (top 10 overlap with every rating mirrored,
+    ``v -> mirror - v`` in normalised units) is at most ``max_flip``, the best ``item_item_selection`` metric
+    wins; when none is, the one that listens most. Also records the validation scores of each part alone and of
+    the mix, so that keeping the hybrid is a choice shown on validation users. At most CALIBRATION_USERS
+    validation users are scored (seeded), which bounds the memory.
+    """
+    l2_grid = config.item_item_l2_grid or (config.item_item_init_ease_l2,)
+    if relevant is None:
+        model.item_item.scale.assign(config.item_item_init_scale)
+        return {"item_item_scale": [float(config.item_item_init_scale)], "item_item_l2": [float(l2_grid[0])]}
+    n_relevant = np.diff(relevant.indptr)
+    users = np.flatnonzero(n_relevant > 0)
+    if len(users) > CALIBRATION_USERS:
+        users = np.sort(np.random.default_rng(config.seed).choice(users, CALIBRATION_USERS, replace=False))
+    inputs, relevant, n_relevant = validation_inputs[users], relevant[users], n_relevant[users]
+    mirrored = inputs.copy()
+    mirrored.data = (mirror - mirrored.data).astype(mirrored.dtype)
+    model.item_item.scale.assign(0.0)
+    logits = {
+        "as rated": [out["ranking_logits"] for _, out in _deterministic_batches(model, inputs)],
+        "mirrored": [out["ranking_logits"] for _, out in _deterministic_batches(model, mirrored)],
+    }
+    scorer = _ValidationScorer(inputs, mirrored, relevant, n_relevant)
+    vae_alone = scorer.score(logits["as rated"], logits["mirrored"])
+    metric = config.item_item_selection
+    candidates = []  # (l2, scale, scores)
+    path_alone = {}
+    for l2 in l2_grid:
+        model.item_item.kernel.assign(_item_item_weights(model, statistics, l2))
+        paths = {name: _path_scores(model, rows) for name, rows in (("as rated", inputs), ("mirrored", mirrored))}
+        path_alone[l2] = scorer.score(paths["as rated"], paths["mirrored"])
         for scale in ITEM_ITEM_SCALES:
-            model.item_item.scale.assign(scale)
-            scores.append(score(model))
-        best = ITEM_ITEM_SCALES[int(np.argmax(scores))]
+            mixed = {
+                name: [vae + scale * path for vae, path in zip(logits[name], paths[name], strict=True)]
+                for name in logits
+            }
+            candidates.append((l2, scale, scorer.score(mixed["as rated"], mixed["mirrored"])))
+        del paths
+    listening = [c for c in candidates if c[2]["flip@10"] <= config.max_flip + 1e-9]
+    if listening:
+        l2, scale, best = max(listening, key=lambda c: c[2][metric])
     else:
-        best = config.item_item_init_scale
-    model.item_item.scale.assign(best)
-    if config.item_item_init_ease_l2 is not None:
-        model.item_item.kernel.assign(_ease_weights(matrix, config.item_item_init_ease_l2))
-    return {"item_item_scale": [float(best)], "val_ndcg@100_by_item_item_scale": [float(s) for s in scores]}
+        l2, scale, best = min(candidates, key=lambda c: (c[2]["flip@10"], -c[2][metric]))
+    model.item_item.kernel.assign(_item_item_weights(model, statistics, l2))
+    model.item_item.scale.assign(scale)
+    history = {"item_item_scale": [float(scale)], "item_item_l2": [float(l2)]}
+    for name in (*(f"ndcg@{k}" for k in NDCG_CUTOFFS), "flip@10"):
+        history[f"val_{name}_by_item_item_scale"] = [c[2][name] for c in candidates if c[0] == l2]
+        history[f"val_{name}_vae_alone"] = [vae_alone[name]]
+        history[f"val_{name}_item_item_alone"] = [path_alone[l2][name]]
+        history[f"val_{name}_hybrid"] = [best[name]]
+    return history
+
+
+def _path_scores(model: RecommenderVAE, rows: sp.csr_matrix) -> list[np.ndarray]:
+    """The movie-to-movie path's scores (scale 1) for each batch of ``rows``."""
+    scores = []
+    for batch, _ in _row_slices(rows.shape[0]):
+        values, mask = data.densify_rows(rows, np.arange(batch.start, batch.stop))
+        scores.append(np.asarray(ops.matmul(model.item_item.features(values, mask), model.item_item.kernel)))
+    return scores
+
+
+def _row_slices(n_rows: int, batch_size: int = 512) -> Iterator[tuple[slice, None]]:
+    """The row batches of :func:`_deterministic_batches`, without running the model."""
+    for start in range(0, n_rows, batch_size):
+        yield slice(start, min(start + batch_size, n_rows)), None
+
+
+class _ValidationScorer:
+    """NDCG@10, NDCG@100 and flip@10 of per-batch score lists on fixed validation users (the calibration's)."""
+
+    def __init__(self, inputs: sp.csr_matrix, mirrored: sp.csr_matrix, relevant: sp.csr_matrix, n_relevant: np.ndarray):
+        self.inputs, self.mirrored, self.relevant, self.n_relevant = inputs, mirrored, relevant, n_relevant
+
+    def score(self, as_rated: list[np.ndarray], mirrored: list[np.ndarray]) -> dict[str, float]:
+        from recommender.ml.evaluation import jaccard_overlap
+
+        per_user: dict[str, list[np.ndarray]] = {f"ndcg@{k}": [] for k in NDCG_CUTOFFS}
+        per_user["flip@10"] = []
+        for index, (rows, _) in enumerate(_row_slices(self.inputs.shape[0])):
+            top = top_n_indices(exclude_rated(as_rated[index], self.inputs[rows]), max(NDCG_CUTOFFS))
+            for k in NDCG_CUTOFFS:
+                per_user[f"ndcg@{k}"].append(_ndcg_per_user(top, self.relevant[rows], self.n_relevant[rows], k))
+            top_mirrored = top_n_indices(exclude_rated(mirrored[index], self.mirrored[rows]), 10)
+            per_user["flip@10"].append(jaccard_overlap(top[:, :10], top_mirrored))
+        return {name: float(np.concatenate(values).mean()) for name, values in per_user.items()}
+
+
+def _ndcg_per_user(top: np.ndarray, relevant: sp.csr_matrix, n_relevant: np.ndarray, k: int = 100) -> np.ndarray:
+    from recommender.ml.evaluation import hits_matrix, ndcg_at_k
+
+    return ndcg_at_k(hits_matrix(top, relevant), n_relevant, k)
 
 
 def _train_rating_residual(
@@ -1040,15 +1314,17 @@ def load_model(path: str) -> RecommenderVAE:
     return keras.saving.load_model(path)
 
 
-def to_recommender(model: RecommenderVAE) -> VAERecommender:
-    """The NumPy serving model for a trained Keras model."""
-    return VAERecommender(export_weights(model))
+def to_recommender(
+    model: RecommenderVAE, similar_items: tuple[np.ndarray, np.ndarray] | None = None
+) -> VAERecommender:
+    """The NumPy serving model for a trained Keras model (and its similar-movies table, when given)."""
+    return VAERecommender(export_weights(model, similar_items))
 
 
 def recommender_factory(config: VAEConfig | None = None):
     """``fit(train_matrix) -> VAERecommender`` for :func:`recommender.ml.evaluation.evaluate`."""
 
     def fit(train_matrix: sp.csr_matrix) -> VAERecommender:
-        return to_recommender(train(train_matrix, config).model)
+        return train(train_matrix, config).serving()
 
     return fit

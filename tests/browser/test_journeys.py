@@ -3,10 +3,12 @@
 The browser is never downloaded by a tool: these tests use the system Chromium and skip only where it is
 absent and CI is not set (.ci/run installs it). Screenshots of the main pages go to screenshots/ (ignored by git).
 """
+import datetime
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recommender.ml import vae
@@ -121,3 +123,97 @@ def test_movie_page_and_catalogue_search(page, two_taste_catalogue):
     page.locator(".card h3 a").first.click()
     page.wait_for_selector("h2:has-text('How people rated it')")
     shot(page, "movie-page")
+
+
+# ------------------------------------------------------------------------------------------- the taste test
+
+TASTE_GENRES = ("Horror", "Comedy", "Drama")
+MOVIES_PER_GENRE = 16
+# Ratings per group: (genre, how many, lowest stars, highest stars); each group is 70 users.
+TASTE_GROUPS = {
+    "Horror": [("Horror", 10, 4.0, 5.0), ("Comedy", 4, 2.5, 4.0), ("Drama", 4, 2.5, 4.0)],
+    "Comedy": [("Comedy", 8, 4.0, 5.0), ("Drama", 4, 3.0, 4.0), ("Horror", 5, 1.0, 2.0)],
+    "Drama": [("Drama", 8, 4.0, 5.0), ("Comedy", 4, 3.0, 4.0), ("Horror", 5, 1.0, 2.0)],
+}
+
+
+@pytest.fixture
+def horror_catalogue(db):
+    """48 movies in three genres and 210 synthetic users: horror fans rate horror films 4-5 stars, everyone else
+    rates some horror films 1-2 stars, so which movies were rated says little and how they were rated says all.
+
+    Function-scoped: the browser tests run in transactions that are flushed after each test, so one test covers
+    both newcomers and the model is trained once."""
+    from accounts.models import User
+    from movies.models import Genre, Movie, Rating
+    from movies.services import movie_refresh_rating_stats
+
+    rng = np.random.default_rng(11)
+    movies_by_genre = {}
+    for name in TASTE_GENRES:
+        genre = Genre.objects.create(name=name)
+        movies = Movie.objects.bulk_create(
+            [Movie(movielens_id=len(movies_by_genre) * 100 + i + 1, title=f"{name} film {i:02d}", year=1990 + i)
+             for i in range(MOVIES_PER_GENRE)]
+        )
+        for movie in movies:
+            movie.genres.add(genre)
+        movies_by_genre[name] = movies
+    users = User.objects.bulk_create([User(username=f"taste-{group}-{u}") for group in TASTE_GROUPS for u in range(70)])
+    when = datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC)
+    ratings = []
+    for index, user in enumerate(users):
+        for genre, count, low, high in TASTE_GROUPS[list(TASTE_GROUPS)[index // 70]]:
+            for i in rng.choice(MOVIES_PER_GENRE, size=count, replace=False):
+                stars = float(rng.choice(np.arange(low, high + 0.5, 0.5)))
+                ratings.append(Rating(user=user, movie=movies_by_genre[genre][i], score=stars, rated_at=when))
+    Rating.objects.bulk_create(ratings)
+    movie_refresh_rating_stats()
+    return movies_by_genre
+
+
+def sign_up(page, username: str) -> None:
+    page.goto("/accounts/signup/")
+    page.fill("#id_username", username)
+    page.fill("#id_password1", "a-long-enough-passphrase-42")
+    page.fill("#id_password2", "a-long-enough-passphrase-42")
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url("**/")
+
+
+def rate_on_movie_pages(page, movies, stars: str) -> None:
+    for movie in movies:
+        page.goto(f"/movies/{movie.pk}/")
+        page.get_by_test_id(f"score-{movie.pk}").select_option(stars)
+        page.get_by_test_id(f"rate-{movie.pk}").click()
+        page.wait_for_selector("[data-testid=own-rating]")
+
+
+def first_eight_genres(page) -> list[str]:
+    page.goto("/?show=8")
+    page.wait_for_selector("[data-testid=recommendation-list]")
+    assert page.get_by_test_id("popular-notice").count() == 0  # the model's picks, not the popular fallback
+    return page.locator("#recommendations .card .genres").all_inner_texts()
+
+
+def test_taste_test_one_star_horror_pushes_horror_down_five_stars_pull_it_up(browser, live_server, horror_catalogue):
+    """THE TASTE TEST (product issue "listen to the stars"): a newcomer who rates ten horror films 1 star sees no
+    horror film among the first 8 recommendations; one who rates the same ten films 5 stars sees at least 3."""
+    model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 30, "patience": 30}), activate=True)
+    rated = horror_catalogue["Horror"][:10]
+    genres = {}
+    for username, stars in (("horror-hater", "1.0"), ("horror-fan", "5.0")):
+        context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        sign_up(page, username)
+        rate_on_movie_pages(page, rated, stars)
+        genres[username] = first_eight_genres(page)
+        shot(page, f"taste-{username}")
+        context.close()
+
+    horror_for_hater = sum("Horror" in g for g in genres["horror-hater"])
+    horror_for_fan = sum("Horror" in g for g in genres["horror-fan"])
+    assert len(genres["horror-hater"]) == len(genres["horror-fan"]) == 8
+    assert horror_for_hater == 0, f"1-star horror ratings still bring horror: {genres}"
+    assert horror_for_fan >= 3, f"5-star horror ratings bring too little horror: {genres}"

@@ -1,18 +1,24 @@
 import datetime
 import io
 import logging
+import re
 
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.urls import reverse
 
 from movies.models import Movie, Rating
 from movies.services import movie_refresh_rating_stats
-from recommender import artifacts
+from recommender import artifacts, recommendations
 from recommender.ml import vae
+from recommender.ml.inference import Recommendation
+from recommender.models import ModelVersion
 from recommender.recommendations import (
     SOURCE_MODEL,
     SOURCE_POPULAR,
+    LoadedModel,
+    personal_recommendations,
     popular_movies,
     recommendations_for_ratings,
     recommendations_for_user,
@@ -173,3 +179,135 @@ def test_postgresql_reads_the_snapshot_by_binary_copy_with_the_same_result(two_t
     assert len(by_copy[0]) == 600  # the rating after the watermark is left for the next training
     assert triples(by_copy) == triples(by_query)
     assert [a.dtype for a in by_copy] == [np.int64, np.int64, np.float32]
+
+
+# ------------------------------------------------------------------------------------------- with a fake model
+
+
+class FakeRecommender:
+    """Fixed ranking scores and predicted stars, item vectors and an optional similar-items table: the parts of
+    VAERecommender that recommendations.py uses, with outputs a test can choose."""
+
+    def __init__(self, scores, stars, *, embeddings=None, table=None):
+        self.scores, self.stars = np.asarray(scores, float), np.asarray(stars, float)
+        self.n_items = len(self.scores)
+        self.embeddings = np.eye(self.n_items, dtype=np.float32) if embeddings is None else np.asarray(embeddings)
+        self.weights = {}
+        if table is not None:
+            self.weights["similar_items_neighbours"], self.weights["similar_items_scores"] = table
+
+    def recommend(self, ratings, n=10, exclude_rated_items=True):
+        order = [int(i) for i in np.argsort(-self.scores, kind="stable") if not (exclude_rated_items and i in ratings)]
+        return [Recommendation(item=i, score=float(self.scores[i]), predicted_rating=float(self.stars[i]))
+                for i in order[:n]]
+
+    def item_embeddings(self):
+        return self.embeddings
+
+    def similar_items(self, item, n=10):
+        neighbours, scores = self.weights["similar_items_neighbours"], self.weights["similar_items_scores"]
+        return [(int(j), float(s)) for j, s in zip(neighbours[item], scores[item]) if j >= 0][:n]
+
+
+def table_from(pairs: dict[tuple[int, int], float], n_items: int, k: int = 4):
+    """A similar-items table (neighbours, scores) from {(movie, neighbour): score}, best first, padded with -1."""
+    neighbours, scores = np.full((n_items, k), -1, np.int32), np.zeros((n_items, k), np.float32)
+    for item in range(n_items):
+        row = sorted(((s, j) for (i, j), s in pairs.items() if i == item), reverse=True)[:k]
+        for position, (score, other) in enumerate(row):
+            neighbours[item, position], scores[item, position] = other, score
+    return neighbours, scores
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    """Serve a FakeRecommender over 12 new movies: install(recommender) -> the movies, column i = movies[i]."""
+    movies = [MovieFactory(title=f"Fake {i:02d}") for i in range(12)]
+    version = ModelVersion.objects.create(status=ModelVersion.Status.READY)
+
+    def install(recommender):
+        ids = np.array([m.pk for m in movies], dtype=np.int64)
+        loaded = LoadedModel(version.pk, recommender, ids, {int(pk): col for col, pk in enumerate(ids)})
+        monkeypatch.setattr(recommendations.registry, "current", lambda: loaded)
+        return movies
+
+    return install
+
+
+def rate(user, movies, stars_by_column):
+    for column, stars in stars_by_column.items():
+        RatingFactory(user=user, movie=movies[column], score=stars)
+
+
+def test_because_names_only_movies_rated_4_or_more_by_the_table(fake_model):
+    # Rated: 0 and 1 liked, 2 at 3.5 stars, 3 and 4 disliked; the model recommends 5-8 in that order.
+    table = table_from({
+        (3, 5): 0.9, (5, 3): 0.9,  # 5 is closest to a disliked movie, then to liked 0
+        (0, 5): 0.2, (5, 0): 0.2,
+        (2, 6): 0.8, (6, 2): 0.8, (1, 6): 0.3, (0, 6): 0.1,  # 6: a 3.5-star movie, then liked 1 highest
+        (4, 7): 0.7, (7, 4): 0.7,  # 7 relates to a disliked movie only
+        (8, 1): 0.4,  # 8 lists liked 1 in its own row
+    }, n_items=12)
+    movies = fake_model(FakeRecommender(scores=[0, 0, 0, 0, 0, 9, 8, 7, 6, 0, 0, 0], stars=[3.0] * 12, table=table))
+    user = UserFactory(username="mixed-feelings")
+    rate(user, movies, {0: 5.0, 1: 4.0, 2: 3.5, 3: 1.0, 4: 2.0})
+
+    because = {r.movie.pk: r.because for r in recommendations_for_user(user=user, limit=4)}
+
+    assert because == {movies[5].pk: movies[0], movies[6].pk: movies[1], movies[7].pk: None, movies[8].pk: movies[1]}
+
+
+def test_because_without_a_table_names_the_closest_liked_movie(fake_model):
+    # Without a table: item vectors, where the recommendation is closest to a disliked and a 3.5-star movie.
+    vectors = np.eye(12, dtype=np.float32)
+    vectors[2] = vectors[3] = vectors[3].copy()
+    vectors[5] = 0.8 * vectors[3] + 0.6 * vectors[1]  # cosine 0.8 with the unliked two, 0.6 with liked 1
+    scores = [0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0]
+    movies = fake_model(FakeRecommender(scores=scores, stars=[4.0] * 12, embeddings=vectors))
+    user = UserFactory(username="no-table")
+    rate(user, movies, {0: 4.5, 1: 4.0, 2: 3.5, 3: 0.5})
+
+    recommended = recommendations_for_user(user=user, limit=1)
+
+    assert recommended[0].movie == movies[5] and recommended[0].because == movies[1]
+    low = UserFactory(username="nothing-liked")
+    rate(low, movies, {2: 3.5, 3: 1.0})
+    assert all(r.because is None for r in recommendations_for_user(user=low, limit=5))
+
+
+def test_cards_show_each_page_in_the_order_of_predicted_stars(fake_model, client):
+    # Ranking picks 4-11 in order; predicted stars disagree with that order within each page of four.
+    stars = [3.0, 3.0, 3.0, 3.0, 3.9, 4.5, 4.1, 4.8, 3.0, 4.9, 4.2, 4.2]
+    movies = fake_model(FakeRecommender(scores=[0, 0, 0, 0, 12, 11, 10, 9, 8, 7, 6, 5], stars=stars))
+    user = UserFactory(username="orderly")
+    rate(user, movies, {0: 4.0, 1: 4.0, 2: 4.0, 3: 4.0})
+    RatingFactory(user=user, score=4.0)  # a fifth rating, of a movie the model does not know: past onboarding
+
+    first = personal_recommendations(user=user, limit=4)
+    both = personal_recommendations(user=user, limit=8)
+
+    assert [r.movie for r in first] == [movies[7], movies[5], movies[6], movies[4]]
+    # The next page holds the next four by ranking, ordered by stars; equal stars (10, 11) keep ranking order.
+    assert [r.movie for r in both] == [movies[i] for i in (7, 5, 6, 4, 9, 10, 11, 8)]
+    assert [r.predicted_rating for r in both[4:]] == sorted((r.predicted_rating for r in both[4:]), reverse=True)
+
+    client.force_login(user)
+    page = client.get(reverse("movies:home"), {"show": 8}).text
+    shown = [int(pk) for pk in re.findall(r'<li class="card" data-movie="(\d+)"', page)]
+    assert shown == [r.movie.pk for r in both]
+    assert re.findall(r"rate it <strong>([\d.]+)", page) == ["4.8", "4.5", "4.1", "3.9", "4.9", "4.2", "4.2", "3.0"]
+
+
+def test_pages_of_cards_match_the_show_more_step():
+    from movies import views
+
+    assert recommendations.SHOWN_PAGE_SIZE == views.PAGE_STEP
+
+
+def test_similar_movies_come_from_the_models_table(fake_model):
+    table = table_from({(0, 3): 0.9, (0, 7): 0.5, (0, 2): 0.1}, n_items=12)
+    movies = fake_model(FakeRecommender(scores=[0] * 12, stars=[3.0] * 12, table=table))
+
+    assert similar_movies(movie=movies[0], limit=2) == [(movies[3], pytest.approx(0.9)),
+                                                         (movies[7], pytest.approx(0.5))]
+    assert similar_movies(movie=movies[5], limit=8) == []  # nothing related: no padding shown

@@ -162,6 +162,9 @@ def test_save_and_load_round_trip(trained: vae.TrainResult, ratings: sp.csr_matr
         ("default", {"input_mode": "implicit+ratings", "activation": "leaky_relu", "decoder_units": (24,)}),
         ("default", {"encoder_units": (), "latent_dim": 12, "rating_head": False}),
         ("default", {"item_item": True, "input_mode": "implicit+ratings", "rating_l2": 0.01}),
+        ("default", {"item_item": True, "input_mode": "implicit", "item_item_input": "binary"}),
+        ("default", {"prior": "composite", "beta_per_rating": 0.01}),
+        ("recvae", {"encoder_units": (24, 24, 24), "latent_dim": 8}),
         ("report-2025", {}),
     ],
 )
@@ -196,7 +199,8 @@ def test_recommender_factory_and_model_learn_the_taste_groups(ratings: sp.csr_ma
 
 def test_export_weights_includes_metadata(trained: vae.TrainResult) -> None:
     weights = export_weights(trained.model)
-    assert weights["encoder_dense_0_kernel"].shape == (50, 32)
+    # The default input has two channels per movie: rated (L2-normalised) and signed (+1 liked, -1 disliked).
+    assert weights["encoder_dense_0_kernel"].shape == (100, 32)
     assert weights["ranking_logits_kernel"].shape == (32, 50)  # decoder mirrors to 16 -> 32
     assert VAERecommender(weights).metadata["n_items"] == 50
 

@@ -21,7 +21,8 @@ def _parser_for(field: dataclasses.Field):
         if "None" in hint and lowered in ("none", ""):
             return None
         if hint.startswith("tuple") or "tuple[" in hint:
-            return tuple(int(part) for part in lowered.split(",") if part)
+            number = float if "tuple[float" in hint else int
+            return tuple(number(part) for part in lowered.split(",") if part)
         if hint.startswith("bool"):
             if lowered in ("true", "yes", "1", "on"):
                 return True
