@@ -73,7 +73,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="validation")
     def key_metrics(self, version: ModelVersion) -> str:
-        shown = [f"{name} {version.metrics[name]:.3f}" for name in ("precision@5", "ndcg@100", "rmse") if name in version.metrics]
+        shown = [f"{name} {version.metrics[name]:.3f}" for name in ("precision@5", "ndcg@100", "flip@10", "rmse") if name in version.metrics]
         return ", ".join(shown) or "-"
 
     @admin.display(description="loss curve")

@@ -23,10 +23,19 @@ from recommender.ml.inference import VAERecommender  # noqa: E402
 
 
 def random_weights(
-    n_items: int, encoder_units: tuple[int, ...], latent_dim: int, item_item: bool, bias_residual: bool = True
+    n_items: int,
+    encoder_units: tuple[int, ...],
+    latent_dim: int,
+    item_item: bool,
+    bias_residual: bool = True,
+    value_aware: bool = True,
+    similar_items: int = 50,
 ) -> dict:
+    """Weights of the default's shapes: with ``value_aware`` (the default since 2026-11-27) the encoder reads two
+    channels per movie (rated, and +1 liked / -1 disliked) and the movie-to-movie path is 2 n_items x n_items."""
     rng = np.random.default_rng(0)
-    widths = [n_items, *encoder_units, latent_dim, *reversed(encoder_units)]
+    n_inputs = 2 * n_items if value_aware else n_items
+    widths = [n_inputs, *encoder_units, latent_dim, *reversed(encoder_units)]
     names = [f"encoder_dense_{i}" for i in range(len(encoder_units))] + ["z_mean"]
     names += [f"decoder_dense_{i}" for i in range(len(encoder_units))]
     weights = {}
@@ -37,7 +46,10 @@ def random_weights(
         weights[f"{head}_kernel"] = rng.normal(0, 0.05, (widths[-1], n_items)).astype(np.float32)
         weights[f"{head}_bias"] = np.zeros(n_items, np.float32)
     if item_item:
-        weights["item_item_kernel"] = rng.normal(0, 0.01, (n_items, n_items)).astype(np.float32)
+        weights["item_item_kernel"] = rng.normal(0, 0.01, (n_inputs, n_items)).astype(np.float32)
+    if similar_items:
+        weights["similar_items_neighbours"] = rng.integers(0, n_items, (n_items, similar_items)).astype(np.int32)
+        weights["similar_items_scores"] = rng.random((n_items, similar_items)).astype(np.float32)
     if bias_residual:  # the default's rating head: bias baseline + residual
         weights["rating_global_mean"] = np.array(0.7, np.float32)
         weights["rating_item_bias"] = rng.normal(0, 0.1, n_items).astype(np.float32)
@@ -45,7 +57,7 @@ def random_weights(
         json.dumps(
             {
                 "n_items": n_items,
-                "input_mode": "implicit",
+                "input_mode": "implicit+signed" if value_aware else "implicit",
                 "activation": "tanh",
                 "leaky_relu_slope": 0.2,
                 "n_encoder_layers": len(encoder_units),
@@ -54,7 +66,9 @@ def random_weights(
                 "normalization": "minmax",
                 "rating_user_offset_damping": 10.0,
                 "rating_mode": "bias_residual" if bias_residual else "offset",
-                "item_item_input": "binary",
+                "item_item_input": "value_aware" if value_aware else "binary",
+                "liked_threshold_stars": 4.0,
+                "disliked_threshold_stars": 2.0,
             }
         )
     )

@@ -69,11 +69,11 @@ def read_items(directory: Path) -> tuple[list[str], np.ndarray]:
 
 
 def today_neighbours(matrix, n: int) -> np.ndarray:
-    """Top-n by cosine of a freshly trained default VAE's output-layer columns (computed here, as the serving
-    model does without a table, so a stored table cannot sneak in)."""
+    """Top-n by cosine of the output-layer columns of a freshly trained value-blind default VAE, the model served
+    before the table (computed here, as serving did without a table, so a stored table cannot sneak in)."""
     from recommender.ml import vae
 
-    recommender = vae.to_recommender(vae.train(matrix, vae.preset("default")).model)
+    recommender = vae.to_recommender(vae.train(matrix, vae.preset("value-blind-2026-11")).model)
     head = "ranking_logits" if "ranking_logits_kernel" in recommender.weights else "rating"
     vectors = recommender.weights[f"{head}_kernel"].T.astype(np.float64)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -95,9 +95,13 @@ def scores(neighbours: np.ndarray, queries: np.ndarray, genres: np.ndarray, popu
         blockbusters.append(np.mean(popularity_rank[row] <= BLOCKBUSTERS))
     shares = np.asarray(shares)
     popular_queries = popularity_rank[queries] <= POPULAR_QUERIES
-    return {"genre_share": float(np.nanmean(shares)), "genre_share_popular": float(np.nanmean(shares[popular_queries])),
-            "popularity_rank": float(np.mean(ranks)), "blockbuster_share": float(np.mean(blockbusters)),
-            "listed": float(np.mean(listed))}
+    return {
+        "genre_share": float(np.nanmean(shares)),
+        "genre_share_popular": float(np.nanmean(shares[popular_queries])),
+        "popularity_rank": float(np.mean(ranks)),
+        "blockbuster_share": float(np.mean(blockbusters)),
+        "listed": float(np.mean(listed)),
+    }
 
 
 def main() -> None:
@@ -127,22 +131,28 @@ def main() -> None:
         rows[name] = similarity.similar_items_table(matrix, k=TOP, **settings)[0]
         timings[name] = time.perf_counter() - started
     most_rated = np.argsort(-counts, kind="stable")
-    rows["reference: most rated"] = np.array([[j for j in most_rated[: TOP + 1] if j != i][:TOP]
-                                              for i in range(len(counts))])
+    rows["reference: most rated"] = np.array(
+        [[j for j in most_rated[: TOP + 1] if j != i][:TOP] for i in range(len(counts))]
+    )
     rng = np.random.default_rng(args.seed)
-    rows["reference: random"] = np.array([rng.choice(np.delete(np.arange(len(counts)), i), TOP, replace=False)
-                                         for i in range(len(counts))])
+    rows["reference: random"] = np.array(
+        [rng.choice(np.delete(np.arange(len(counts)), i), TOP, replace=False) for i in range(len(counts))]
+    )
 
     print(f"ML-100K, {len(queries)} movies with >= {MIN_RATINGS} ratings, top {TOP} similar movies each\n")
-    print(f"| method | genre share | genre share, {POPULAR_QUERIES} most rated | mean popularity rank "
-          f"| share in top {BLOCKBUSTERS} | listed | seconds |")
+    print(
+        f"| method | genre share | genre share, {POPULAR_QUERIES} most rated | mean popularity rank "
+        f"| share in top {BLOCKBUSTERS} | listed | seconds |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, neighbours in rows.items():
         result = scores(neighbours, queries, genres, popularity_rank)
         seconds = f"{timings[name]:.1f}" if name in timings else ""
-        print(f"| {name} | {result['genre_share']:.3f} | {result['genre_share_popular']:.3f} "
-              f"| {result['popularity_rank']:.0f} | {result['blockbuster_share']:.3f} | {result['listed']:.1f} "
-              f"| {seconds} |")
+        print(
+            f"| {name} | {result['genre_share']:.3f} | {result['genre_share_popular']:.3f} "
+            f"| {result['popularity_rank']:.0f} | {result['blockbuster_share']:.3f} | {result['listed']:.1f} "
+            f"| {seconds} |"
+        )
 
     shown = [name for name in ("today: VAE output-layer cosine", CHOSEN) if name in rows]
     for movie_id, title in SHOWCASE.items():

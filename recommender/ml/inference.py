@@ -47,6 +47,23 @@ def exclude_rated(scores: np.ndarray, rated: sp.spmatrix) -> np.ndarray:
     return scores
 
 
+def channels_product(channels: list[sp.csr_matrix], kernel: np.ndarray) -> np.ndarray:
+    """[c_0 | c_1 | ...] @ kernel without building the concatenation: each channel meets its block of rows.
+
+    One user (the web request) takes a NumPy gather of the rated rows, without SciPy's per-call overhead.
+    """
+    width = channels[0].shape[1]
+    total = None
+    for index, channel in enumerate(channels):
+        block = kernel[index * width : (index + 1) * width]
+        if channel.shape[0] == 1:
+            product = (channel.data @ block[channel.indices])[None, :]
+        else:
+            product = np.asarray(channel @ block)
+        total = product if total is None else total + product
+    return total
+
+
 def as_rating_rows(ratings: UserRatings, n_items: int) -> sp.csr_matrix:
     """A CSR batch of star ratings from a sparse matrix, a dense array (0 = not rated) or a dict."""
     if isinstance(ratings, Mapping):
@@ -137,40 +154,42 @@ class VAERecommender:
 
     def _encoder_features(
         self, normalized: sp.csr_matrix, mode: str | None = None, stars: sp.csr_matrix | None = None
-    ) -> sp.csr_matrix:
+    ) -> list[sp.csr_matrix]:
+        """The encoder's input channels, each n_users x n_items (their concatenation is the Keras input)."""
         mode = mode or self.metadata["input_mode"]
         if mode == "ratings":
-            return normalized
+            return [normalized]
         counts = np.diff(normalized.indptr).astype(np.float32)
         scale = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1e-12)), np.diff(normalized.indptr)).astype(np.float32)
         implicit = sp.csr_matrix((scale, normalized.indices, normalized.indptr), shape=normalized.shape)
         if mode == "implicit":
-            return implicit
+            return [implicit]
         if mode == "implicit+signed":
             signed = self._signed(stars)
             signed.data *= scale
-            return sp.hstack([implicit, signed], format="csr")
+            return [implicit, signed]
         centred = sp.csr_matrix(
             (normalized.data - np.float32(0.5), normalized.indices, normalized.indptr), shape=normalized.shape
         )
-        return sp.hstack([implicit, centred], format="csr")
+        return [implicit, centred]
 
-    def _encode(self, features: sp.csr_matrix) -> np.ndarray:
+    def _encode(self, channels: list[sp.csr_matrix]) -> np.ndarray:
         """z_mean: dense layers in a row, or RecVAE's dense-skip layers (each adds the earlier outputs, then norm)."""
         dense_skip = self.metadata.get("encoder_style", "mlp") == "dense_skip"
-        hidden: Any = features
+        hidden: Any = None
         earlier: list[np.ndarray] = []
         for index in range(self.metadata["n_encoder_layers"]):
             kernel, bias = self._layer(f"encoder_dense_{index}")
-            # The first product is sparse x dense: only the rows of rated movies are touched.
-            hidden = np.asarray(hidden @ kernel) + bias
+            hidden = (channels_product(channels, kernel) if index == 0 else hidden @ kernel) + bias
             if dense_skip:
                 hidden = self._layer_norm(self._activate(hidden + sum(earlier)), index)
                 earlier.append(hidden)
             else:
                 hidden = self._activate(hidden)
         kernel, bias = self._layer("z_mean")
-        return np.asarray(hidden @ kernel) + bias
+        if hidden is None:
+            return channels_product(channels, kernel) + bias
+        return hidden @ kernel + bias
 
     def _layer_norm(self, values: np.ndarray, index: int) -> np.ndarray:
         gamma, beta = self.weights[f"encoder_norm_{index}_gamma"], self.weights[f"encoder_norm_{index}_beta"]
@@ -208,15 +227,17 @@ class VAERecommender:
             if "item_item_kernel" in self.weights:
                 path_input = self.metadata.get("item_item_input", "implicit")
                 if path_input in ("binary", "value_aware"):
-                    rated = sp.csr_matrix(
-                        (np.ones(normalized.nnz, np.float32), normalized.indices, normalized.indptr),
-                        shape=normalized.shape,
-                    )
+                    channels = [
+                        sp.csr_matrix(
+                            (np.ones(normalized.nnz, np.float32), normalized.indices, normalized.indptr),
+                            shape=normalized.shape,
+                        )
+                    ]
                     if path_input == "value_aware":
-                        rated = sp.hstack([rated, self._signed(rows)], format="csr")
+                        channels.append(self._signed(rows))
                 else:
-                    rated = self._encoder_features(normalized, mode="implicit")
-                ranking_scores = ranking_scores + np.asarray(rated @ self.weights["item_item_kernel"])
+                    channels = self._encoder_features(normalized, mode="implicit")
+                ranking_scores = ranking_scores + channels_product(channels, self.weights["item_item_kernel"])
         else:
             ranking_scores = predicted_stars
         return ranking_scores, predicted_stars

@@ -34,9 +34,7 @@ DEFAULT_DISLIKE_WEIGHT = 0.0
 def _indicator(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     """0/1 float32 user x movie matrix of the explicit entries selected by ``keep``."""
     rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    return sp.csr_matrix(
-        (np.ones(int(keep.sum()), np.float32), (rows[keep], matrix.indices[keep])), shape=matrix.shape
-    )
+    return sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], matrix.indices[keep])), shape=matrix.shape)
 
 
 def similar_items_table(

@@ -16,8 +16,18 @@ def test_tune_vae_compares_candidates_on_validation_users(two_taste_catalogue, t
     output = tmp_path / "tuning.json"
     out = io.StringIO()
     call_command(
-        "tune_vae", "--presets", "tiny", "--candidate", "tiny-blind=tiny:input_mode=implicit,item_item_input=binary",
-        "--folds", "3", "--max-folds", "1", "--output", str(output), stdout=out,
+        "tune_vae",
+        "--presets",
+        "tiny",
+        "--candidate",
+        "tiny-blind=tiny:input_mode=implicit,item_item_input=binary",
+        "--folds",
+        "3",
+        "--max-folds",
+        "1",
+        "--output",
+        str(output),
+        stdout=out,
     )
     results = json.loads(output.read_text())
     assert set(results["configs"]) == {"tiny", "tiny-blind"}

@@ -83,8 +83,9 @@ def test_rows_are_padded_where_few_movies_relate():
     assert sorted(neighbours[0][:2]) == [1, 2] and list(neighbours[0][2:]) == [-1, -1]
     assert list(scores[0][2:]) == [0.0, 0.0] and (scores[0][:2] > 0).all()
     assert list(neighbours[3]) == [-1] * 4 and list(neighbours[4]) == [-1] * 4  # no liked co-occurrence
-    assert similar_items(neighbours, scores, 0, n=10) == [(int(j), pytest.approx(float(s))) for j, s in
-                                                         zip(neighbours[0][:2], scores[0][:2])]
+    assert similar_items(neighbours, scores, 0, n=10) == [
+        (int(j), pytest.approx(float(s))) for j, s in zip(neighbours[0][:2], scores[0][:2])
+    ]
     assert similar_items(neighbours, scores, 3, n=5) == []
 
 
@@ -100,8 +101,9 @@ def test_neighbours_come_from_the_movies_own_taste_group():
 
 def test_liked_threshold_defaults_to_the_relevance_threshold():
     # On half-star data 3.5 counts as liked: movies 0 and 1 are then liked together.
-    matrix = rating_matrix(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 0, 1, 2]), np.array([3.5, 3.5, 3.5, 3.5, 4.5]),
-                           (3, 3))
+    matrix = rating_matrix(
+        np.array([0, 0, 1, 1, 2]), np.array([0, 1, 0, 1, 2]), np.array([3.5, 3.5, 3.5, 3.5, 4.5]), (3, 3)
+    )
     assert similar_items_table(matrix, k=1, measure="cosine", shrinkage=0.0)[0][0, 0] == 1
     assert similar_items_table(matrix, k=1, measure="cosine", shrinkage=0.0, liked_threshold=4.0)[0][0, 0] == -1
 

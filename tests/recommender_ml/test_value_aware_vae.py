@@ -58,7 +58,9 @@ def test_stored_validation_metrics_come_from_a_model_that_never_saw_the_hidden_r
     model = listening.model
     validation_users = listening.validation_users
     normalized = vae.normalize_for(config, ratings)
-    visible, _ = data.split_ratings_per_user(normalized[validation_users], config.validation_holdout_fraction, config.seed)
+    visible, _ = data.split_ratings_per_user(
+        normalized[validation_users], config.validation_holdout_fraction, config.seed
+    )
     others = np.setdiff1d(np.arange(ratings.shape[0]), validation_users)
     statistics = sp.vstack([normalized[others], visible], format="csr")
     served_final = listening.serving()
