@@ -178,9 +178,11 @@ def test_job_trains_compares_activates_and_is_idempotent(two_taste_catalogue, se
     second = training_job_enqueue(reason="manual")
     training_job_run(job_id=second.pk)
     second.refresh_from_db()
-    # Compared with version 1 on the same held-out users.
-    assert second.model_version.activation_details["active_version"] == version.pk
-    assert second.model_version.activation_details["active"] is not None
+    # Compared with version 1 on the same held-out users, both scored by their final models (the active one's
+    # path was fitted on every rating); the candidate's honest validation score is kept beside it.
+    details = second.model_version.activation_details
+    assert details["active_version"] == version.pk and details["active"] is not None
+    assert details["candidate_validation"] == pytest.approx(second.model_version.metrics[details["metric"]])
 
 
 def test_a_failed_training_keeps_the_active_model_and_releases_the_lock(db, settings, published):
@@ -205,6 +207,16 @@ def test_a_job_waits_out_a_held_lock_and_automatic_jobs_skip_when_nothing_is_new
     training_job_run(job_id=automatic.pk)
     automatic.refresh_from_db()
     assert automatic.status == TrainingJob.Status.SKIPPED and ModelVersion.objects.count() == 0
+
+
+def test_a_duplicate_delivery_never_changes_a_running_job(db, published):
+    job = training_job_enqueue(reason="manual")
+    training_lock_acquire(holder=f"job {job.pk} on the first worker", seconds=60)
+    TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.Status.RUNNING)
+    training_job_run(job_id=job.pk, worker="second worker")
+    job.refresh_from_db()
+    assert job.status == TrainingJob.Status.RUNNING and job.pending and job.error == ""
+    assert TrainingLock.objects.get().holder == f"job {job.pk} on the first worker"
 
 
 def test_a_lost_running_job_is_reaped_when_the_next_is_queued(db, published):
