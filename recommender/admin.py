@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from .artifacts import LOSS_PLOT, ArtifactError, artifact_read
 from .models import ModelVersion, TrainingJob
-from .selectors import training_job_queued, training_lock_held
+from .selectors import training_job_queued, training_lock_held, training_pause
 from .services import TrainingError, model_version_activate, training_job_enqueue
 
 
@@ -19,6 +19,8 @@ def training_state() -> str:
         parts.append(f"Training running ({lock.holder}, lock until {lock.expires_at:%H:%M:%S})")
     if queued:
         parts.append(f"{queued} waiting since {queued.requested_at:%Y-%m-%d %H:%M:%S}")
+    if pause := training_pause():
+        parts.append(f"Automatic trainings wait until {pause.until:%Y-%m-%d %H:%M:%S}: {pause.reason}")
     return "; ".join(parts) or "No training queued or running."
 
 

@@ -18,7 +18,11 @@ ARTIFACT_ROOT = "models"
 
 
 class ArtifactError(Exception):
-    """A model file is missing or its content does not match its recorded checksum."""
+    """A model file cannot be read: missing, unreadable, or its content does not match its recorded checksum."""
+
+
+class ArtifactBroken(ArtifactError):
+    """The file is gone or its content is not what was stored: reading it again will not help."""
 
 
 def sha256_of(content: bytes) -> str:
@@ -45,11 +49,13 @@ def artifact_read(*, folder: str, name: str, expected_sha256: str | None) -> byt
     try:
         with default_storage.open(path, "rb") as handle:
             content = handle.read()
-    except (FileNotFoundError, OSError) as error:
-        raise ArtifactError(f"{path} is missing from storage ({error})") from error
+    except FileNotFoundError as error:
+        raise ArtifactBroken(f"{path} is missing from storage ({error})") from error
+    except OSError as error:  # e.g. network storage unreachable for a moment
+        raise ArtifactError(f"{path} cannot be read from storage ({error})") from error
     if expected_sha256 is None:
-        raise ArtifactError(f"{path} has no recorded checksum")
+        raise ArtifactBroken(f"{path} has no recorded checksum")
     actual = sha256_of(content)
     if actual != expected_sha256:
-        raise ArtifactError(f"{path} is corrupt: SHA-256 {actual} does not match the recorded {expected_sha256}")
+        raise ArtifactBroken(f"{path} is corrupt: SHA-256 {actual} does not match the recorded {expected_sha256}")
     return content

@@ -98,8 +98,18 @@ class ModelRegistry:
             self._loaded = load_model_version(ModelVersion.objects.get(pk=active_id))
             self._failed_version_id = None
             logger.info("Serving model version %s", active_id)
+        except artifacts.ArtifactBroken as error:
+            # Its files are gone or corrupt: reading again will not help. Take it out of service (it is marked
+            # failed, with the reason, for the admin) and serve the last good version instead.
+            from .services import model_version_retire_broken
+
+            restored = model_version_retire_broken(version_id=active_id, reason=str(error))
+            self._failed_version_id = active_id
+            if restored is not None and restored.pk != active_id:
+                self._refresh()
         except (artifacts.ArtifactError, ValueError, KeyError, OSError, ModelVersion.DoesNotExist) as error:
-            # Keep serving what we had (or popular movies); do not retry the broken version on every check.
+            # Perhaps passing (storage unreachable): keep serving what we had (or popular movies) and do not retry
+            # the same version on every check.
             self._failed_version_id = active_id
             logger.error("Cannot load model version %s, keeping %s: %s", active_id,
                          f"version {self._loaded.version_id}" if self._loaded else "popular movies", error)

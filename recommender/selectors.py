@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import scipy.sparse as sp
@@ -157,6 +157,45 @@ def training_job_queued() -> TrainingJob | None:
 
 def training_job_stale_before():
     return timezone.now() - timezone.timedelta(seconds=settings.RETRAIN_HARD_TIME_LIMIT + 20 * 60)
+
+
+@dataclass(frozen=True)
+class TrainingPause:
+    """Why automatic trainings wait, and until when."""
+
+    until: datetime
+    reason: str
+
+
+def training_pause() -> TrainingPause | None:
+    """Whether automatic trainings must wait: the pace (RETRAIN_MIN_INTERVAL_SECONDS after the last one started) or
+    the backoff after failures in a row (RETRAIN_BACKOFF_SECONDS, doubled per failure, capped at
+    RETRAIN_BACKOFF_MAX_SECONDS, from the last failure). None when a training may start now."""
+    now = timezone.now()
+    pauses = []
+    last_started = TrainingJob.objects.filter(started_at__isnull=False).order_by("-started_at").first()
+    if last_started and settings.RETRAIN_MIN_INTERVAL_SECONDS > 0:
+        until = last_started.started_at + timedelta(seconds=settings.RETRAIN_MIN_INTERVAL_SECONDS)
+        pauses.append(TrainingPause(until, f"the last training started at {last_started.started_at:%H:%M:%S}"))
+    failures = training_failures_in_a_row()
+    if failures and settings.RETRAIN_BACKOFF_SECONDS > 0:
+        last_failure = failures[0]
+        wait = min(settings.RETRAIN_BACKOFF_SECONDS * 2 ** (len(failures) - 1), settings.RETRAIN_BACKOFF_MAX_SECONDS)
+        until = (last_failure.finished_at or last_failure.requested_at) + timedelta(seconds=wait)
+        pauses.append(TrainingPause(until, f"{len(failures)} failed in a row (backing off {wait:g} s)"))
+    pauses = [pause for pause in pauses if pause.until > now]
+    return max(pauses, key=lambda pause: pause.until) if pauses else None
+
+
+def training_failures_in_a_row(limit: int = 20) -> list[TrainingJob]:
+    """The most recent failed jobs since the last success, newest first (skipped jobs do not count)."""
+    finished = TrainingJob.objects.filter(status__in=(TrainingJob.Status.FAILED, TrainingJob.Status.SUCCEEDED))
+    failures = []
+    for job in finished.order_by("-requested_at")[:limit]:
+        if job.status == TrainingJob.Status.SUCCEEDED:
+            break
+        failures.append(job)
+    return failures
 
 
 def training_in_progress() -> bool:

@@ -32,6 +32,7 @@ from .selectors import (
     training_in_progress,
     training_job_stale_before,
     training_lock_held,
+    training_pause,
 )
 
 logger = logging.getLogger(__name__)
@@ -228,6 +229,33 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     return locked
 
 
+@transaction.atomic
+def model_version_retire_broken(*, version_id: int, reason: str) -> ModelVersion | None:
+    """The active version's files are broken: mark it failed, saying why, and put the last good version back.
+
+    The last good version is the most recently activated ready one whose files pass their checksums. Returns the
+    version now active, or None (popular movies are served). When several web processes find the broken version
+    at once, the first one changes things and the others only read the result.
+    """
+    broken = ModelVersion.objects.select_for_update().filter(pk=version_id, status=ModelVersion.Status.ACTIVE).first()
+    if broken is None:
+        return model_version_active()
+    broken.status = ModelVersion.Status.FAILED
+    broken.error = f"taken out of service on {timezone.now():%Y-%m-%d %H:%M} UTC, its files cannot be loaded: {reason}"
+    broken.save(update_fields=["status", "error"])
+    logger.error("Model version %s taken out of service: %s", broken.pk, reason)
+    earlier = ModelVersion.objects.filter(status=ModelVersion.Status.READY, activated_at__isnull=False)
+    for candidate in earlier.order_by("-activated_at"):
+        try:
+            restored = model_version_activate(version=candidate)
+        except TrainingError as error:
+            logger.error("Cannot put model version %s back in service: %s", candidate.pk, error)
+            continue
+        logger.warning("Model version %s is back in service in place of broken version %s", restored.pk, broken.pk)
+        return restored
+    return None
+
+
 def model_version_activate_if_not_worse(*, version: ModelVersion) -> ModelVersion:
     """Put a freshly trained version in service unless it is worse than the active one by more than the margin.
 
@@ -301,8 +329,11 @@ def training_trigger_after_rating() -> TrainingJob | None:
 
 
 def training_job_request_if_due(*, reason: str) -> TrainingJob | None:
-    """Queue a training when RETRAIN_THRESHOLD ratings are new since the last snapshot and none is queued or running."""
+    """Queue a training when RETRAIN_THRESHOLD ratings are new since the last snapshot, none is queued or running
+    and no pause applies (selectors.training_pause); beat's periodic check queues it once the pause is over."""
     if training_in_progress():  # cheapest check first: it answers most calls while a training runs
+        return None
+    if training_pause() is not None:  # the pace between trainings, or the backoff after failures
         return None
     threshold = settings.RETRAIN_THRESHOLD
     new_ratings = ratings_since_snapshot_count(limit=threshold)

@@ -187,6 +187,12 @@ RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=2 * 60 * 60
 RETRAIN_HARD_TIME_LIMIT = env.int("RETRAIN_HARD_TIME_LIMIT", default=RETRAIN_SOFT_TIME_LIMIT + 15 * 60)
 # The lock a running training holds; renewed every epoch, so a killed worker blocks training this long at most.
 RETRAIN_LOCK_SECONDS = env.int("RETRAIN_LOCK_SECONDS", default=30 * 60)
+# Pace: no automatic training starts within this many seconds of the last one's start, so heavy rating traffic
+# does not keep the cores training back to back. Backoff: after failures in a row, automatic trainings wait
+# RETRAIN_BACKOFF_SECONDS, doubled per failure, at most RETRAIN_BACKOFF_MAX_SECONDS. Manual trainings skip both.
+RETRAIN_MIN_INTERVAL_SECONDS = env.int("RETRAIN_MIN_INTERVAL_SECONDS", default=10 * 60)
+RETRAIN_BACKOFF_SECONDS = env.int("RETRAIN_BACKOFF_SECONDS", default=60)
+RETRAIN_BACKOFF_MAX_SECONDS = env.int("RETRAIN_BACKOFF_MAX_SECONDS", default=60 * 60)
 # A new model goes into service unless its held-out metric is worse than the active model's by more than this.
 RETRAIN_ACTIVATION_METRIC = env.str("RETRAIN_ACTIVATION_METRIC", default="ndcg@100")
 RETRAIN_ACTIVATION_MARGIN = env.float("RETRAIN_ACTIVATION_MARGIN", default=0.01)

@@ -24,6 +24,9 @@ AXES_ENABLED = False
 # Celery and retraining: an in-process broker, so no test needs a server. tests/background run a real worker
 # against Redis: they set CELERY_BROKER_URL for the worker and switch this process's app to the same Redis.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+# Trainings follow one another as fast as the tests need; the tests of the pace and the backoff set these.
+RETRAIN_MIN_INTERVAL_SECONDS = env.int("RETRAIN_MIN_INTERVAL_SECONDS", default=0)
+RETRAIN_BACKOFF_SECONDS = env.int("RETRAIN_BACKOFF_SECONDS", default=0)
 CELERY_RESULT_BACKEND = "cache+memory://"
 if CELERY_BROKER_URL.startswith("memory"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {}

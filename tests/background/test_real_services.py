@@ -182,11 +182,13 @@ def test_a_corrupt_active_model_falls_back_and_the_next_training_replaces_it(sit
     with caplog.at_level(logging.ERROR):
         rate_movies(site)  # also queues the training
         site["client"].get(reverse("movies:home"))
-    assert "corrupt" in caplog.text and f"Cannot load model version {v1.pk}" in caplog.text
+    assert "corrupt" in caplog.text and f"Model version {v1.pk} taken out of service" in caplog.text
     assert set(RecommendationLog.objects.filter(user=site["user"]).values_list("source", flat=True)) == {"popular"}
+    v1.refresh_from_db()
+    assert v1.status == ModelVersion.Status.FAILED and "corrupt" in v1.error  # the admin says why
 
     new_id = wait_until(lambda: new_active_version(v1.pk), TRAINING_SECONDS, "the replacement model", worker)
     new = ModelVersion.objects.get(pk=new_id)
-    assert new.activation_decision == "activated" and "cannot be loaded" in new.activation_details["reason"]
+    assert new.activation_decision == "activated" and "no model was active" in new.activation_details["reason"]
     site["client"].get(reverse("movies:home"))
     assert RecommendationLog.objects.filter(user=site["user"], model_version=new_id, source="model").exists()

@@ -14,7 +14,7 @@ from movies.services import rating_set
 from recommender import artifacts, tasks
 from recommender.models import ModelVersion, TrainingJob, TrainingLock
 from recommender.recommendations import registry
-from recommender.selectors import ratings_since_snapshot_count, training_in_progress
+from recommender.selectors import ratings_since_snapshot_count, training_in_progress, training_pause
 from recommender.services import (
     model_version_activate_if_not_worse,
     training_job_enqueue,
@@ -53,6 +53,71 @@ def add_ratings(count, when=None):
     user = UserFactory()
     movies = Movie.objects.bulk_create([Movie(movielens_id=10_000 + Movie.objects.count() + i, title=f"m{i}") for i in range(count)])
     Rating.objects.bulk_create([Rating(user=user, movie=m, score=4.0, rated_at=when or timezone.now()) for m in movies])
+
+
+# ------------------------------------------------------------------------------------------- pace and backoff
+
+
+def finished_job(status, *, minutes_ago, started=True):
+    when = timezone.now() - datetime.timedelta(minutes=minutes_ago)
+    return TrainingJob.objects.create(
+        reason="new_ratings", status=status, pending=None, requested_at=when, finished_at=when,
+        started_at=when if started else None,
+    )
+
+
+def test_automatic_trainings_keep_their_pace(settings, published):
+    settings.RETRAIN_THRESHOLD, settings.RETRAIN_MIN_INTERVAL_SECONDS = 1, 600
+    version_with_files(status="active", newest=OLD)
+    add_ratings(3)
+    finished_job(TrainingJob.Status.SUCCEEDED, minutes_ago=5)
+    assert training_job_request_if_due(reason="new_ratings") is None  # the last one started 5 minutes ago
+    assert "the last training started" in training_pause().reason
+    assert training_job_enqueue(reason="manual") is not None  # a person asking is not held back
+
+
+def test_pace_over_the_next_automatic_training_is_queued(settings, published):
+    settings.RETRAIN_THRESHOLD, settings.RETRAIN_MIN_INTERVAL_SECONDS = 1, 600
+    version_with_files(status="active", newest=OLD)
+    add_ratings(3)
+    finished_job(TrainingJob.Status.SUCCEEDED, minutes_ago=11)
+    assert training_pause() is None and training_job_request_if_due(reason="new_ratings") is not None
+
+
+@pytest.mark.parametrize(("failures", "minutes_ago", "waits"), [(1, 0.5, True), (1, 1.5, False), (3, 3, True), (3, 5, False), (12, 59, True), (12, 61, False)])
+def test_failures_back_off_exponentially_up_to_a_cap(settings, published, failures, minutes_ago, waits):
+    settings.RETRAIN_THRESHOLD, settings.RETRAIN_BACKOFF_SECONDS, settings.RETRAIN_BACKOFF_MAX_SECONDS = 1, 60, 3600
+    version_with_files(status="active", newest=OLD)
+    add_ratings(3)
+    finished_job(TrainingJob.Status.SUCCEEDED, minutes_ago=500)
+    for i in range(failures):  # the newest failure last
+        finished_job(TrainingJob.Status.FAILED, minutes_ago=minutes_ago + (failures - i) * 1e-3)
+    assert (training_pause() is not None) == waits
+    assert (training_job_request_if_due(reason="new_ratings") is None) == waits
+    if waits:
+        assert f"{failures} failed in a row" in training_pause().reason
+
+
+def test_a_broker_outage_leaves_one_failed_job(settings, monkeypatch, django_capture_on_commit_callbacks):
+    settings.RETRAIN_THRESHOLD, settings.RETRAIN_BACKOFF_SECONDS = 1, 60
+
+    def broker_down(**kwargs):
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(tasks.model_version_train_task, "apply_async", broker_down)
+    version_with_files(status="active", newest=OLD)
+    for _ in range(20):  # twenty ratings during the outage, each checking the trigger
+        add_ratings(1)
+        with django_capture_on_commit_callbacks(execute=True):
+            training_job_request_if_due(reason="new_ratings")
+    assert TrainingJob.objects.filter(status=TrainingJob.Status.FAILED).count() == 1
+
+
+def test_the_admin_says_why_automatic_trainings_wait(admin_client, settings):
+    settings.RETRAIN_BACKOFF_SECONDS = 60
+    finished_job(TrainingJob.Status.FAILED, minutes_ago=0)
+    page = admin_client.get(reverse("admin:recommender_trainingjob_changelist")).content.decode()
+    assert "Automatic trainings wait until" in page and "1 failed in a row" in page
 
 
 # ------------------------------------------------------------------------------------------- trigger
@@ -265,5 +330,8 @@ def test_a_corrupt_newly_active_version_keeps_the_previous_one_in_service(two_ta
     ModelVersion.objects.filter(pk=second.pk).update(status="active")
     with caplog.at_level(logging.ERROR):
         assert registry.current().version_id == first.pk
-    assert f"Cannot load model version {second.pk}, keeping version {first.pk}" in caplog.text and "missing" in caplog.text
-    default_storage.save(second.artifact(artifacts.MOVIE_INDEX), io.BytesIO(b'{"movie_ids": []}'))
+    assert f"Model version {second.pk} taken out of service" in caplog.text and "missing" in caplog.text
+    # The database agrees with what is served: the broken version is failed, saying why; the good one is back.
+    second.refresh_from_db()
+    assert second.status == "failed" and "missing" in second.error
+    assert ModelVersion.objects.get(status="active") == first

@@ -127,17 +127,51 @@ def test_version_checks_are_rate_limited(active_model, two_taste_catalogue, djan
             assert registry.current().version_id == active_model.pk
 
 
-def test_a_corrupt_artifact_is_detected_and_logged(active_model, two_taste_catalogue, caplog, settings):
+def test_a_corrupt_active_model_is_taken_out_of_service_and_logged(active_model, two_taste_catalogue, caplog, settings):
     settings.RECOMMENDER_POPULAR_MIN_RATINGS = 1
-    path = active_model.artifact(artifacts.SERVING_WEIGHTS)
-    default_storage.delete(path)
-    default_storage.save(path, io.BytesIO(b"not the weights"))
+    corrupt_serving_weights(active_model)
 
-    with caplog.at_level(logging.ERROR, logger="recommender.recommendations"):
+    with caplog.at_level(logging.ERROR, logger="recommender"):
         recommended = recommendations_for_ratings(ratings={two_taste_catalogue["movies"][0].pk: 5.0}, limit=3)
 
-    assert [r.source for r in recommended] == [SOURCE_POPULAR] * 3
-    assert "corrupt" in caplog.text and f"Cannot load model version {active_model.pk}" in caplog.text
+    assert [r.source for r in recommended] == [SOURCE_POPULAR] * 3  # no earlier version to fall back on
+    active_model.refresh_from_db()
+    assert active_model.status == ModelVersion.Status.FAILED and "corrupt" in active_model.error
+    assert "taken out of service" in active_model.error and not ModelVersion.objects.filter(status="active").exists()
+    assert "corrupt" in caplog.text and f"Model version {active_model.pk} taken out of service" in caplog.text
+
+
+def test_a_corrupt_active_model_gives_way_to_the_last_good_version(active_model, two_taste_catalogue):
+    newer = model_version_activate(version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1})))
+    corrupt_serving_weights(newer)
+    registry.reset()  # a process starting after the files broke
+
+    recommended = recommendations_for_ratings(ratings={two_taste_catalogue["movies"][0].pk: 5.0}, limit=3)
+
+    assert [r.source for r in recommended] == [SOURCE_MODEL] * 3 and registry.current().version_id == active_model.pk
+    newer.refresh_from_db()
+    active_model.refresh_from_db()
+    assert newer.status == ModelVersion.Status.FAILED and "corrupt" in newer.error
+    assert active_model.status == ModelVersion.Status.ACTIVE
+
+
+def test_storage_that_cannot_be_read_for_a_moment_changes_nothing(active_model, two_taste_catalogue, monkeypatch, settings):
+    def unreachable(*args, **kwargs):
+        raise ConnectionResetError("storage unreachable")
+
+    settings.RECOMMENDER_POPULAR_MIN_RATINGS = 1
+    registry.reset()
+    monkeypatch.setattr(default_storage, "open", unreachable)
+    recommended = recommendations_for_ratings(ratings={two_taste_catalogue["movies"][0].pk: 5.0}, limit=3)
+    assert {r.source for r in recommended} == {SOURCE_POPULAR}
+    active_model.refresh_from_db()
+    assert active_model.status == ModelVersion.Status.ACTIVE  # not marked broken for a passing fault
+
+
+def corrupt_serving_weights(version: ModelVersion) -> None:
+    path = version.artifact(artifacts.SERVING_WEIGHTS)
+    default_storage.delete(path)
+    default_storage.save(path, io.BytesIO(b"not the weights"))
 
 
 def test_a_movie_deleted_after_training_is_skipped(active_model, two_taste_catalogue):
