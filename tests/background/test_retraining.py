@@ -1,6 +1,5 @@
 """Fast unit tests of background retraining: the trigger, the lock, the activation decision, the job runner."""
 import datetime
-import io
 import logging
 
 import pytest
