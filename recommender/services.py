@@ -406,17 +406,22 @@ def training_job_run(*, job_id: int, worker: str = "") -> TrainingJob | None:
         job.status, job.started_at, job.worker, job.error = TrainingJob.Status.RUNNING, timezone.now(), worker, ""
         job.save(update_fields=["status", "started_at", "worker", "error"])
         deadline = time.monotonic() + settings.RETRAIN_SOFT_TIME_LIMIT
+        started = time.monotonic()
+        from .ml import vae
+
+        config = vae.preset(settings.RECOMMENDER_TRAINING_PRESET, **settings.RECOMMENDER_TRAINING_OVERRIDES)
 
         def on_epoch_end(epoch: int, logs: dict) -> None:
+            # One line per epoch, so the worker log shows a training moving.
+            score = ", ".join(f"{name} {logs[name]:.4f}" for name in ("loss", "val_ndcg@100") if name in logs)
+            logger.info("Training job %s: epoch %s of at most %s, %s, %.0f s", job.pk, epoch, config.max_epochs,
+                        score or "no score yet", time.monotonic() - started)
             # Works in any pool (the solo pool enforces no Celery time limit); the lock shows we are alive.
             if time.monotonic() > deadline:
                 raise TrainingTimeLimitExceeded(f"soft time limit of {settings.RETRAIN_SOFT_TIME_LIMIT} s reached at epoch {epoch}")
             if not training_lock_renew(holder=holder, seconds=lock_seconds):
                 raise TrainingError("the training lock expired and was taken by another worker")
 
-        from .ml import vae
-
-        config = vae.preset(settings.RECOMMENDER_TRAINING_PRESET, **settings.RECOMMENDER_TRAINING_OVERRIDES)
         version = model_version_train(
             config=config, preset=settings.RECOMMENDER_TRAINING_PRESET, on_epoch_end=on_epoch_end, training_job=job, compare_with_active=True
         )

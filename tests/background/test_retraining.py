@@ -227,10 +227,14 @@ def test_activation_without_or_with_a_broken_active_model():
 # ------------------------------------------------------------------------------------------- the job runner
 
 
-def test_job_trains_compares_activates_and_is_idempotent(two_taste_catalogue, settings, published):
+def test_job_trains_compares_activates_and_is_idempotent(two_taste_catalogue, settings, published, caplog):
     settings.RECOMMENDER_TRAINING_OVERRIDES = {**TINY, "max_epochs": 2}
     job = training_job_enqueue(reason="manual")
-    training_job_run(job_id=job.pk, worker="w1")
+    with caplog.at_level(logging.INFO, logger="recommender.services"):
+        training_job_run(job_id=job.pk, worker="w1")
+    # The worker log shows the training move: one line per epoch.
+    assert f"Training job {job.pk}: epoch 1 of at most 2, loss" in caplog.text
+    assert f"Training job {job.pk}: epoch 2 of at most 2" in caplog.text
     job.refresh_from_db()
     version = job.model_version
     assert job.status == TrainingJob.Status.SUCCEEDED and not job.pending and job.worker == "w1"
