@@ -61,8 +61,9 @@ def main() -> None:
 
         client, url = pages[os.environ["PROFILE_PAGE"]]
         client.get(url)
-        cProfile.runctx("for _ in range(20): client.get(url)", globals(), locals(), "/tmp/page.prof")
-        pstats.Stats("/tmp/page.prof").sort_stats("cumulative").print_stats(30)
+        profiler = cProfile.Profile()
+        profiler.runctx("for _ in range(20): client.get(url)", globals(), locals())
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
         return
     for name, (client, url) in pages.items():
         for _ in range(10):

@@ -22,6 +22,7 @@ from django.utils import timezone
 from .importer import DatasetError, open_dataset
 from .importer.readers import MovieRecord, RatingChunk, Reader, UserRecord, reader_for
 from .models import RATING_SCORES, Genre, ImportRun, Movie, NotInterested, Rating, Tag, WatchlistItem
+from .signals import ratings_changed
 
 logger = logging.getLogger(__name__)
 
@@ -586,9 +587,8 @@ def rating_delete(*, user, movie: Movie) -> bool:
 
 def _retraining_check() -> None:
     # After commit, so the training snapshot sees the rating; robust: a failure here must not fail the request.
-    from recommender.services import training_trigger_after_rating  # recommender builds on movies, not the reverse
-
-    training_trigger_after_rating()
+    # movies knows nothing of what listens: recommender connects its retraining trigger in its AppConfig.ready.
+    ratings_changed.send(sender=Rating)
 
 
 def watchlist_add(*, user, movie: Movie) -> WatchlistItem:

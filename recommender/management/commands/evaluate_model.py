@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recommender.ml.baselines import BASELINE_NAMES, EASE_L2_GRID, PRODUCT_ITEM_DAMPING, PRODUCT_USER_DAMPING
+from recommender.management.presets import preset_names
 from recommender.selectors import rating_snapshot
 
 
@@ -95,10 +96,7 @@ class Command(BaseCommand):
             raise CommandError("--folds must be at least 2")
         if ease_lambda is not None and ease_lambda <= 0:
             raise CommandError("--ease-lambda must be positive")
-        names = [name for name in presets.split(",") if name]
-        unknown = [name for name in names if name not in vae.PRESETS]
-        if unknown:
-            raise CommandError(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(sorted(vae.PRESETS))}")
+        names = preset_names(presets)
         baseline_names = [name for name in baselines.split(",") if name]
         unknown = [name for name in baseline_names if name not in BASELINE_NAMES]
         if unknown:

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from recommender.management.presets import preset_names
 from recommender.selectors import rating_snapshot
 
 
@@ -69,10 +70,7 @@ class Command(BaseCommand):
 
         if folds < 2:
             raise CommandError("--folds must be at least 2")
-        names = [name for name in presets.split(",") if name]
-        unknown = [name for name in names if name not in vae.PRESETS]
-        if unknown:
-            raise CommandError(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(sorted(vae.PRESETS))}")
+        names = preset_names(presets)
         candidates = {name: vae.preset(name, seed=seed) for name in names}
         for text in candidate:
             name, config = parse_candidate(text, vae.PRESETS)
