@@ -6,7 +6,8 @@
 Everything is the real pipeline, on its own services: a fresh database (SQLite in the work folder, or the empty
 PostgreSQL database given), model files in <workdir>/media (FileSystemStorage, shared with the worker), MovieLens
 imported, an initial model trained and activated (`manage.py train_vae --activate`), a private redis-server (or
-REDIS_URL) and a real `celery -A mynextmovie_site worker -Q default,training --pool solo --concurrency 1`.
+REDIS_URL) and a real `celery -A mynextmovie_site worker -Q default,training --concurrency 1 --max-tasks-per-child 1`
+(as `./dev run` starts it: each task in a fresh child process).
 
 This process plays the web process: it serves the active model through `recommender.recommendations.registry`
 (NumPy only, as the views do), posts RETRAIN_THRESHOLD ratings through `movies.services.rating_set` (each commits,
@@ -23,7 +24,13 @@ timestamps on one clock:
   process asks the registry continuously, like a web process that always has requests (an idle one swaps at its
   next request).
 
-The default trains with the shipped preset unchanged (the real figure); `--epochs 1` makes a smoke test.
+Then, with `--trainings N` (default 5), N-1 more trainings are queued by hand one after the other, and the
+worker's resident memory (parent and pool child) is read after each: it must not grow from one training to the
+next. Throughout, a thread in this process requests the rater's personal home page (the recommendations, through
+Django's full request stack, no HTTP server) every 50 ms: the page latency while idle and while a training runs.
+
+The default trains with the shipped preset and the shipped activation decision (the real figure); `--epochs 1`
+makes a smoke test (with `--activation-margin 1` so that a barely trained model is activated anyway).
 """
 from __future__ import annotations
 
@@ -43,6 +50,7 @@ import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages must import
@@ -113,7 +121,7 @@ def celery_worker(log_path: Path, log):
     """The real worker on both queues, with this process's environment (same database, storage, settings)."""
     command = [
         sys.executable, "-m", "celery", "-A", "mynextmovie_site", "worker", "-Q", "default,training",
-        "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO", "--hostname", f"benchmark-{os.getpid()}@%h",
+        "--concurrency", "1", "--max-tasks-per-child", "1", "--loglevel", "INFO", "--hostname", f"benchmark-{os.getpid()}@%h",
     ]
     with open(log_path, "w") as output:
         process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=output, stderr=subprocess.STDOUT)
@@ -133,7 +141,7 @@ def celery_worker(log_path: Path, log):
 
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
-        process.terminate()  # warm shutdown; the solo pool would wait for a training in flight, hence the kill
+        process.terminate()  # warm shutdown would wait for a training in flight, hence the kill
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
@@ -153,7 +161,7 @@ def worker_errors(log_path: Path) -> list[str]:
 
 
 def configure_environment(*, workdir: Path, database_url: str, redis_url: str, threshold: int, epochs: int | None,
-                          check_seconds: float | None) -> None:
+                          check_seconds: float | None, activation_margin: float | None = None) -> None:
     """One environment for this process and the worker it starts, set before Django reads its settings."""
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "mynextmovie_site.settings.local",
@@ -167,13 +175,14 @@ def configure_environment(*, workdir: Path, database_url: str, redis_url: str, t
         "CELERY_BROKER_URL": redis_url,
         "CELERY_RESULT_BACKEND": redis_url,
         "RETRAIN_THRESHOLD": str(threshold),
-        # Always activate: this measures the pipeline's latency; the activation decision itself is tested in
-        # tests/background (a model that is worse would never be served and there would be nothing to time).
-        "RETRAIN_ACTIVATION_MARGIN": "1.0",
         "RECOMMENDER_TRAINING_PRESET": "default",
         "RECOMMENDER_TRAINING_OVERRIDES": json.dumps({"max_epochs": epochs} if epochs else {}),
         "PYTHONUNBUFFERED": "1",
     })
+    if activation_margin is None:
+        os.environ.pop("RETRAIN_ACTIVATION_MARGIN", None)  # the shipped decision
+    else:
+        os.environ["RETRAIN_ACTIVATION_MARGIN"] = str(activation_margin)
     if check_seconds is None:
         os.environ.pop("RECOMMENDER_VERSION_CHECK_SECONDS", None)  # the shipped default
     else:
@@ -324,11 +333,106 @@ def _ms(seconds: list[float]) -> dict[str, float]:
     return {name: round(value * 1000, 1) for name, value in values.items()}
 
 
+class PageProbe:
+    """Requests the user's personal home page every 50 ms from a thread; (when, milliseconds) per request."""
+
+    def __init__(self, user):
+        import threading
+
+        self.user, self.samples = user, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        from django.db import connection
+        from django.test import Client
+        from django.urls import reverse
+        from django.utils import timezone
+
+        client = Client(SERVER_NAME="localhost")
+        client.force_login(self.user)
+        url = reverse("movies:home")
+        try:
+            while not self._stop.wait(0.05):
+                started = time.perf_counter()
+                response = client.get(url)
+                if response.status_code != 200:
+                    raise BenchmarkError(f"the home page answered {response.status_code}")
+                self.samples.append((timezone.now(), (time.perf_counter() - started) * 1000))
+        finally:
+            connection.close()
+
+    def between(self, start, end) -> list[float]:
+        return [ms for when, ms in self.samples if start <= when <= end]
+
+    def outside(self, intervals) -> list[float]:
+        return [ms for when, ms in self.samples if not any(start <= when <= end for start, end in intervals)]
+
+
+def page_ms(samples: list[float]) -> dict:
+    if not samples:
+        return {"requests": 0}
+    ordered = sorted(samples)
+    return {
+        "requests": len(ordered), "median": round(statistics.median(ordered), 1),
+        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1), "max": round(ordered[-1], 1),
+    }
+
+
+def worker_memory_mb(worker: subprocess.Popen) -> dict[str, float]:
+    """Resident memory of the worker's parent process and of its pool child (idle, between trainings)."""
+    import psutil
+
+    parent = psutil.Process(worker.pid)
+    children = parent.children(recursive=True)
+    child = sum(process.memory_info().rss for process in children)
+    return {"parent_mb": round(parent.memory_info().rss / 2**20, 1), "child_mb": round(child / 2**20, 1),
+            "total_mb": round((parent.memory_info().rss + child) / 2**20, 1)}
+
+
+def settle_memory(worker: subprocess.Popen) -> dict[str, float]:
+    """After a task the pool child exits and a fresh one is forked: read the memory once that happened."""
+    time.sleep(3)
+    return worker_memory_mb(worker)
+
+
+def more_trainings(count: int, *, worker, worker_log: Path, timeout: float, log) -> list[dict]:
+    """Queue `count` trainings by hand one after the other; each one's outcome and the worker's memory after it."""
+    from recommender.models import ModelVersion, TrainingJob
+    from recommender.services import training_job_enqueue
+
+    rows = []
+    for n in range(count):
+        job = training_job_enqueue(reason=TrainingJob.Reason.MANUAL)
+        if job is None:
+            raise BenchmarkError("a training was still queued; cannot queue the next one")
+        wait_until_job_done(job, timeout=timeout)
+        if job.status != TrainingJob.Status.SUCCEEDED:
+            raise BenchmarkError(f"training job {job.pk} {job.status}: {job.error}\n{_tail(worker_log)}")
+        version = ModelVersion.objects.get(pk=job.model_version_id)
+        rows.append({
+            "version": version.pk, "training_s": round(version.training_seconds, 1), "decision": version.activation_decision,
+            "started_at": job.started_at, "finished_at": job.finished_at, "memory_after": settle_memory(worker),
+        })
+        log(f"  training {n + 2}: v{version.pk} {version.activation_decision} in {version.training_seconds:.0f} s, "
+            f"worker {rows[-1]['memory_after']['total_mb']:.0f} MB")
+    return rows
+
+
 # ------------------------------------------------------------------------------------------- entry points
 
 
 def run(*, data: Path, workdir: Path, epochs: int | None, threshold: int, database_url: str | None = None,
-        timeout: float = 900, check_seconds: float | None = None, log=print) -> dict:
+        timeout: float = 900, check_seconds: float | None = None, activation_margin: float | None = None,
+        trainings: int = 5, log=print) -> dict:
     """Set everything up in `workdir`, measure one retraining from the crossing rating to serving, tear down.
 
     Sets os.environ and calls django.setup() in this process, so call it once per process (the benchmark
@@ -345,7 +449,7 @@ def run(*, data: Path, workdir: Path, epochs: int | None, threshold: int, databa
     with redis_broker(log) as redis_url:
         configure_environment(
             workdir=workdir, database_url=database_url or f"sqlite:///{workdir / 'db.sqlite3'}", redis_url=redis_url,
-            threshold=threshold, epochs=epochs, check_seconds=check_seconds,
+            threshold=threshold, epochs=epochs, check_seconds=check_seconds, activation_margin=activation_margin,
         )
         import django
 
@@ -357,7 +461,9 @@ def run(*, data: Path, workdir: Path, epochs: int | None, threshold: int, databa
         plan = rating_plan(threshold)
         worker_log = workdir / "worker.log"
         with celery_worker(worker_log, log) as worker:
-            result = measure(plan=plan, initial=initial, timeout=timeout, worker=worker, worker_log=worker_log, log=log)
+            result = measure(
+                plan=plan, initial=initial, timeout=timeout, worker=worker, worker_log=worker_log, log=log, trainings=trainings
+            )
         result.update({
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
@@ -366,6 +472,7 @@ def run(*, data: Path, workdir: Path, epochs: int | None, threshold: int, databa
             "settings": {
                 "RETRAIN_THRESHOLD": settings.RETRAIN_THRESHOLD,
                 "RETRAIN_ACTIVATION_MARGIN": settings.RETRAIN_ACTIVATION_MARGIN,
+                "RECOMMENDER_AUDIT_SHARE": settings.RECOMMENDER_AUDIT_SHARE,
                 "RECOMMENDER_VERSION_CHECK_SECONDS": settings.RECOMMENDER_VERSION_CHECK_SECONDS,
                 "RECOMMENDER_TRAINING_OVERRIDES": settings.RECOMMENDER_TRAINING_OVERRIDES,
             },
@@ -374,26 +481,46 @@ def run(*, data: Path, workdir: Path, epochs: int | None, threshold: int, databa
     return result
 
 
-def measure(*, plan: list[tuple], initial: dict, timeout: float, worker, worker_log: Path, log) -> dict:
+def measure(*, plan: list[tuple], initial: dict, timeout: float, worker, worker_log: Path, log, trainings: int = 1) -> dict:
     from recommender.models import ModelVersion
     from recommender.recommendations import registry
 
     loaded = registry.current()
     if loaded is None or loaded.version_id != initial["id"]:
         raise BenchmarkError(f"the web registry does not serve the initial model v{initial['id']}")
-    log(f"Posting {len(plan)} ratings from {len({user for user, _, _ in plan})} users...")
-    t0, job, durations = post_ratings(plan)
     rater = plan[-1][0]
-    before, before_version = top_movies(rater)
-    log(f"Threshold crossed; training job {job.pk} queued. Waiting for the new model to be served:")
-    served_at, served_id = wait_until_served(
-        job=job, old_version_id=initial["id"], t0=t0, timeout=timeout, worker=worker, worker_log=worker_log, log=log
-    )
-    after, after_version = top_movies(rater)
-    wait_until_job_done(job)
+    memory_before = worker_memory_mb(worker)
+    with PageProbe(rater) as probe:
+        time.sleep(5)  # idle pages first
+        log(f"Posting {len(plan)} ratings from {len({user for user, _, _ in plan})} users...")
+        t0, job, durations = post_ratings(plan)
+        before, before_version = top_movies(rater)
+        log(f"Threshold crossed; training job {job.pk} queued. Waiting for the new model to be served:")
+        served_at, served_id = wait_until_served(
+            job=job, old_version_id=initial["id"], t0=t0, timeout=timeout, worker=worker, worker_log=worker_log, log=log
+        )
+        after, after_version = top_movies(rater)
+        wait_until_job_done(job)
+        memory_first = settle_memory(worker)
+        extra = more_trainings(trainings - 1, worker=worker, worker_log=worker_log, timeout=timeout, log=log)
     version = ModelVersion.objects.get(pk=job.model_version_id)
     total = round((served_at - t0).total_seconds(), 3)
     log(f"New model v{served_id} served {total:.1f} s after the crossing rating")
+    training_windows = [(version.training_started_at, version.training_finished_at)] + [
+        (row["started_at"], row["finished_at"]) for row in extra
+    ]
+    memory_after = [memory_first] + [row.pop("memory_after") for row in extra]
+    for row in extra:
+        row.pop("started_at"), row.pop("finished_at")
+    pages = {
+        "while_idle": page_ms(probe.outside(training_windows)),
+        "while_training": page_ms([ms for start, end in training_windows for ms in probe.between(start, end)]),
+    }
+    log(f"Home page while idle {pages['while_idle']}, while training {pages['while_training']}")
+    memory = {
+        "before_any_training": memory_before, "after_each_training": memory_after,
+        "last_over_first": round(memory_after[-1]["total_mb"] / memory_after[0]["total_mb"], 3),
+    }
     return {
         "total_s": total,
         "breakdown_s": breakdown(t0=t0, job=job, version=version, served_at=served_at),
@@ -410,6 +537,9 @@ def measure(*, plan: list[tuple], initial: dict, timeout: float, worker, worker_
         },
         "ratings_posted": len(plan),
         "rating_set_ms": _ms(durations),
+        "home_page_ms": pages,
+        "worker_memory": memory,
+        "further_trainings": extra,
         "rater_top10": {"user": rater.username, "before": before, "before_version": before_version, "after": after,
                         "after_version": after_version, "changed": before != after},
     }
@@ -425,6 +555,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check-seconds", type=float, help="RECOMMENDER_VERSION_CHECK_SECONDS (default: as shipped)")
     parser.add_argument("--database-url", help="an empty PostgreSQL database to use instead of a fresh SQLite file")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the new model (%(default)s)")
+    parser.add_argument("--trainings", type=int, default=5, help="trainings in all, for the worker's memory (%(default)s)")
+    parser.add_argument("--activation-margin", type=float, help="RETRAIN_ACTIVATION_MARGIN (default: as shipped)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the result here")
     args = parser.parse_args(argv)
 
@@ -436,7 +568,8 @@ def main(argv: list[str] | None = None) -> None:
         with scratch as workdir:
             result = run(
                 data=args.data, workdir=Path(workdir), epochs=args.epochs, threshold=args.threshold,
-                database_url=args.database_url, timeout=args.timeout, check_seconds=args.check_seconds, log=log,
+                database_url=args.database_url, timeout=args.timeout, check_seconds=args.check_seconds,
+                activation_margin=args.activation_margin, trainings=args.trainings, log=log,
             )
     except BenchmarkError as error:
         parser.exit(2, f"error: {error}\n")

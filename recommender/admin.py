@@ -1,8 +1,10 @@
 import base64
 
 from django.contrib import admin, messages
-from django.shortcuts import redirect
-from django.urls import path
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from .artifacts import LOSS_PLOT, ArtifactError, artifact_read
@@ -100,14 +102,50 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self.message_user(request, f"{version} is now active.", messages.SUCCESS)
 
 
+def progress_html(job: TrainingJob, *, refresh_url: str = "") -> str:
+    """The job's progress: a bar and a line (epoch n of at most N, latest validation score, elapsed, at most left);
+    while it runs the block fetches itself again every two seconds (htmx), so the page follows the training."""
+    progress = job.progress or {}
+    polling = job.status in (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING) and refresh_url
+    attributes = format_html(' hx-get="{}" hx-trigger="every 2s" hx-swap="outerHTML"', refresh_url) if polling else ""
+    if progress.get("epoch"):
+        bar = format_html('<progress max="{}" value="{}"></progress> ', progress["max_epochs"], progress["epoch"])
+        text = progress["summary"] + ("" if job.status == TrainingJob.Status.RUNNING else f" ({job.get_status_display().lower()})")
+    else:
+        bar = ""
+        text = {TrainingJob.Status.QUEUED: "waiting for a worker", TrainingJob.Status.RUNNING: "reading the ratings"}.get(job.status, "-")
+    return format_html('<div class="training-progress" id="training-progress-{}"{}>{}{}</div>', job.pk, attributes, bar, text)
+
+
 @admin.register(TrainingJob)
 class TrainingJobAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "status", "reason", "new_ratings", "requested_at", "started_at", "finished_at", "worker", "model_version", "error")
+    list_display = ("__str__", "status", "reason", "new_ratings", "requested_at", "started_at", "finished_at", "worker", "model_version", "progress_line", "error")
     list_filter = ("status", "reason")
-    readonly_fields = [f.name for f in TrainingJob._meta.fields]
+    readonly_fields = ("live_progress", *(f.name for f in TrainingJob._meta.fields if f.name != "progress"))
+
+    class Media:
+        js = ("vendor/htmx-2.0.11.min.js",)  # the progress block refreshes itself
+
+    def get_urls(self):
+        progress = path("<int:job_id>/progress/", self.admin_site.admin_view(self.progress_view), name="recommender_trainingjob_progress")
+        return [progress, *super().get_urls()]
+
+    def progress_view(self, request, job_id: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(TrainingJob, pk=job_id)
+        return HttpResponse(progress_html(job, refresh_url=request.path))
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="progress")
+    def live_progress(self, job: TrainingJob) -> str:
+        return progress_html(job, refresh_url=reverse("admin:recommender_trainingjob_progress", args=[job.pk]))
+
+    @admin.display(description="progress")
+    def progress_line(self, job: TrainingJob) -> str:
+        return (job.progress or {}).get("summary", "-")
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {**(extra_context or {}), "title": f"Training jobs. {training_state()}"})

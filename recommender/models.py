@@ -82,6 +82,7 @@ class TrainingJob(models.Model):
         NEW_RATINGS = "new_ratings", "New ratings"
         PERIODIC = "periodic", "Periodic check"
         MANUAL = "manual", "Manual"
+        RETRY = "retry", "Retry after a database outage"
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     # True while queued or running, NULL once finished: unique, so at most one job is pending at any time and
@@ -96,6 +97,8 @@ class TrainingJob(models.Model):
     requested_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Written after each epoch while running (epoch of max, latest validation score, elapsed, at most left).
+    progress = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ("-requested_at",)

@@ -168,12 +168,13 @@ class TrainingPause:
 
 
 def training_pause() -> TrainingPause | None:
-    """Whether automatic trainings must wait: the pace (RETRAIN_MIN_INTERVAL_SECONDS after the last one started) or
+    """Whether automatic trainings must wait: the pace (RETRAIN_MIN_INTERVAL_SECONDS after the last successful one started) or
     the backoff after failures in a row (RETRAIN_BACKOFF_SECONDS, doubled per failure, capped at
     RETRAIN_BACKOFF_MAX_SECONDS, from the last failure). None when a training may start now."""
     now = timezone.now()
     pauses = []
-    last_started = TrainingJob.objects.filter(started_at__isnull=False).order_by("-started_at").first()
+    # Failed trainings are paced by the backoff instead: a killed worker's training is retried without this wait.
+    last_started = TrainingJob.objects.filter(status=TrainingJob.Status.SUCCEEDED, started_at__isnull=False).order_by("-started_at").first()
     if last_started and settings.RETRAIN_MIN_INTERVAL_SECONDS > 0:
         until = last_started.started_at + timedelta(seconds=settings.RETRAIN_MIN_INTERVAL_SECONDS)
         pauses.append(TrainingPause(until, f"the last training started at {last_started.started_at:%H:%M:%S}"))

@@ -14,14 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import artifacts
-from .ml.data import relevance_threshold, split_ratings_per_user
-from .ml.evaluation import score_holdout
+from .activation import activation_comparison, activation_decide, audit_rule, audit_users_of
+from .faults import DATABASE_UNAVAILABLE, LockHeartbeat, when_database_is_back
 from .models import ModelVersion, TrainingJob, TrainingLock
 from .selectors import (
     TRAINING_LOCK,
@@ -29,6 +29,7 @@ from .selectors import (
     model_version_active,
     rating_snapshot,
     ratings_since_snapshot_count,
+    training_failures_in_a_row,
     training_in_progress,
     training_job_stale_before,
     training_lock_held,
@@ -53,7 +54,8 @@ def model_version_train(
 
     The version row is written first and kept whatever happens: a failure marks it FAILED with the reason,
     and the active model stays in service. With compare_with_active, the active model is scored on the same
-    held-out users, for the activation decision.
+    audit users (activation.activation_comparison), for the activation decision. No version trains on the audit
+    users' ratings.
     """
     from .ml import vae  # TensorFlow loads here, never in web processes that only serve.
 
@@ -66,12 +68,13 @@ def model_version_train(
         TrainingJob.objects.filter(pk=training_job.pk).update(model_version=version)
     try:
         snapshot = rating_snapshot()
-        version.data_stats = snapshot.stats()
+        audit = audit_users_of(snapshot)  # left out of every version's training, to compare versions fairly
+        version.data_stats = {**snapshot.stats(), "audit": audit_rule(), "audit_users": int(audit.sum())}
         if snapshot.matrix.nnz == 0:
             raise TrainingError("there are no ratings to train on; import a MovieLens release first")
         callbacks = [_EpochReporter(on_epoch_end)] if on_epoch_end else []
         try:
-            result = vae.train(snapshot.matrix, config, callbacks=callbacks)
+            result = vae.train(snapshot.matrix[~audit], config, callbacks=callbacks)
         except ValueError as error:  # e.g. too few users for a train/validation split
             raise TrainingError(str(error)) from error
         serving = result.serving()
@@ -85,9 +88,7 @@ def model_version_train(
             **{key: result.history[key][0] for key in HYBRID_PART_SCORES if key in result.history},
         }
         if compare_with_active:
-            version.activation_details = active_model_holdout_comparison(
-                serving, result.validation_metrics, snapshot, result.validation_users, seed=config.seed
-            )
+            version.activation_details = activation_comparison(serving=serving, snapshot=snapshot, audit=audit)
         version.artifact_path = artifacts.artifact_folder(version.pk)
         version.artifact_sha256 = _store_artifacts(version, result.model, serving, snapshot)
         version.status = ModelVersion.Status.READY
@@ -97,55 +98,13 @@ def model_version_train(
         version.status = ModelVersion.Status.FAILED
         version.error = "".join(traceback.format_exception_only(type(error), error)).strip()
         version.training_finished_at = timezone.now()
-        version.save()
+        when_database_is_back(version.save, what=f"recording why model version {version.pk} failed")
         logger.exception("Training of model version %s failed", version.pk)
         raise
     logger.info("Trained model version %s in %.1f s: %s", version.pk, version.training_seconds, version.metrics)
     if activate:
         version = model_version_activate(version=version)
     return version
-
-
-def _validation_split(snapshot: RatingSnapshot, validation_users: np.ndarray, *, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    return split_ratings_per_user(snapshot.matrix[np.sort(validation_users)], 0.2, seed=seed)
-
-
-def active_model_holdout_comparison(
-    serving, candidate_metrics: dict, snapshot: RatingSnapshot, validation_users: np.ndarray, *, seed: int
-) -> dict:
-    """The activation metric of the new and of the active model on the same held-out users (the new model's split).
-
-    Both are scored the same way, by their final serving models: the active model's movie-to-movie path was fitted
-    on every rating it had, these users' hidden ones among them, so the candidate's honest validation score
-    (``candidate_validation``, stored for the record) would be compared with a favoured one and nearly always lose.
-    The active model knows its own movies only: the split is mapped onto its columns, movies it never saw are
-    dropped. The active model may have trained its VAE on some of these users, which favours it: the test is
-    conservative.
-    """
-    from .recommendations import load_model_version  # NumPy serving, no TensorFlow
-
-    metric = settings.RETRAIN_ACTIVATION_METRIC
-    fold_in, held_out = _validation_split(snapshot, validation_users, seed=seed)
-    threshold = relevance_threshold(snapshot.matrix)
-    details = {
-        "metric": metric,
-        "candidate": score_holdout(serving, fold_in, held_out, threshold).get(metric),
-        "candidate_validation": candidate_metrics.get(metric),
-        "held_out_users": int(fold_in.shape[0]),
-    }
-    active = model_version_active()
-    if active is None:
-        return {**details, "active_version": None}
-    details["active_version"] = active.pk
-    try:
-        loaded = load_model_version(active)
-    except (artifacts.ArtifactError, ValueError, KeyError, OSError) as error:
-        return {**details, "active": None, "active_error": str(error)}
-    new_to_old = [(new, loaded.column_of[int(pk)]) for new, pk in enumerate(snapshot.movie_ids) if int(pk) in loaded.column_of]
-    rows, columns = zip(*new_to_old) if new_to_old else ((), ())
-    mapping = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, columns)), shape=(len(snapshot.movie_ids), len(loaded.movie_ids)))
-    details["active"] = score_holdout(loaded.recommender, fold_in @ mapping, held_out @ mapping, threshold).get(metric)
-    return details
 
 
 class _EpochReporter:
@@ -257,33 +216,14 @@ def model_version_retire_broken(*, version_id: int, reason: str) -> ModelVersion
 
 
 def model_version_activate_if_not_worse(*, version: ModelVersion) -> ModelVersion:
-    """Put a freshly trained version in service unless it is worse than the active one by more than the margin.
+    """Put a freshly trained version in service unless the audit users say it is worse than the active one.
 
     The decision and its numbers are recorded on the version either way.
     """
-    details = dict(version.activation_details)
-    margin = settings.RETRAIN_ACTIVATION_MARGIN
-    details["margin"] = margin
-    active = model_version_active()
-    candidate, current = details.get("candidate"), details.get("active")
-    if active is None:
-        accept, details["reason"] = True, "no model was active"
-    elif details.get("active_version") != active.pk:
-        accept, details["reason"] = False, f"version {active.pk} was activated during training; not replaced"
-    elif details.get("active_error"):
-        accept, details["reason"] = True, f"the active version {active.pk} cannot be loaded: {details['active_error']}"
-    elif candidate is None or current is None:
-        accept, details["reason"] = False, f"no {details.get('metric')} to compare"
-    else:
-        accept = candidate >= current - margin
-        details["reason"] = (
-            f"{details['metric']} {candidate:.4f} vs active v{active.pk} {current:.4f} (margin {margin}): "
-            + ("not worse, activated" if accept else "worse, kept the active model")
-        )
+    accept, version.activation_details = activation_decide(details=version.activation_details, active=model_version_active())
     version.activation_decision = "activated" if accept else "rejected"
-    version.activation_details = details
     version.save(update_fields=["activation_decision", "activation_details"])
-    logger.info("Model version %s %s: %s", version.pk, version.activation_decision, details["reason"])
+    logger.info("Model version %s %s: %s", version.pk, version.activation_decision, version.activation_details["reason"])
     return model_version_activate(version=version) if accept else version
 
 
@@ -331,7 +271,8 @@ def training_trigger_after_rating() -> TrainingJob | None:
 def training_job_request_if_due(*, reason: str) -> TrainingJob | None:
     """Queue a training when RETRAIN_THRESHOLD ratings are new since the last snapshot, none is queued or running
     and no pause applies (selectors.training_pause); beat's periodic check queues it once the pause is over."""
-    if training_in_progress():  # cheapest check first: it answers most calls while a training runs
+    training_recover_lost()  # a running job whose worker died (its lease lapsed) would block every trigger
+    if training_in_progress():
         return None
     if training_pause() is not None:  # the pace between trainings, or the backoff after failures
         return None
@@ -349,8 +290,7 @@ def training_job_enqueue(*, reason: str, new_ratings: int | None = None) -> Trai
     TrainingJob.objects.filter(status=TrainingJob.Status.QUEUED, requested_at__lte=training_job_stale_before()).update(
         status=TrainingJob.Status.FAILED, pending=None, error="never started: its message was lost", finished_at=timezone.now()
     )
-    if training_lock_held() is None:
-        _training_reap_lost(keep=None)
+    training_recover_lost()
     try:
         with transaction.atomic():
             job = TrainingJob.objects.create(reason=reason, new_ratings=new_ratings, task_id=str(uuid.uuid4()))
@@ -382,7 +322,8 @@ def training_job_run(*, job_id: int, worker: str = "") -> TrainingJob | None:
     """The training task's body: take the lock, train on a snapshot, decide activation, release the lock.
 
     Idempotent: a finished job is not trained again when its message is delivered twice, and a job whose
-    worker was lost (its lock expired) is trained again from scratch.
+    worker was lost (its lease lapsed) is trained again from scratch. A heartbeat holds the lock's short lease
+    while the training runs; a failure is recorded once the database answers, even when the database was the fault.
     """
     job = TrainingJob.objects.filter(pk=job_id).first()
     if job is None or job.status in (TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED, TrainingJob.Status.SKIPPED):
@@ -397,43 +338,94 @@ def training_job_run(*, job_id: int, worker: str = "") -> TrainingJob | None:
             return job
         _training_job_finish(job, TrainingJob.Status.SKIPPED, error="another training holds the lock")
         return job
+    database_failed = False
     try:
-        _training_reap_lost(keep=job)
-        if job.reason != TrainingJob.Reason.MANUAL and ratings_since_snapshot_count(limit=settings.RETRAIN_THRESHOLD) < settings.RETRAIN_THRESHOLD:
-            # e.g. queued while a training on the same ratings was finishing: nothing new to learn.
-            _training_job_finish(job, TrainingJob.Status.SKIPPED, error="fewer than RETRAIN_THRESHOLD new ratings since the last training")
-            return job
-        job.status, job.started_at, job.worker, job.error = TrainingJob.Status.RUNNING, timezone.now(), worker, ""
-        job.save(update_fields=["status", "started_at", "worker", "error"])
-        deadline = time.monotonic() + settings.RETRAIN_SOFT_TIME_LIMIT
-        started = time.monotonic()
-        from .ml import vae
-
-        config = vae.preset(settings.RECOMMENDER_TRAINING_PRESET, **settings.RECOMMENDER_TRAINING_OVERRIDES)
-
-        def on_epoch_end(epoch: int, logs: dict) -> None:
-            # One line per epoch, so the worker log shows a training moving.
-            score = ", ".join(f"{name} {logs[name]:.4f}" for name in ("loss", "val_ndcg@100") if name in logs)
-            logger.info("Training job %s: epoch %s of at most %s, %s, %.0f s", job.pk, epoch, config.max_epochs,
-                        score or "no score yet", time.monotonic() - started)
-            # Works in any pool (the solo pool enforces no Celery time limit); the lock shows we are alive.
-            if time.monotonic() > deadline:
-                raise TrainingTimeLimitExceeded(f"soft time limit of {settings.RETRAIN_SOFT_TIME_LIMIT} s reached at epoch {epoch}")
-            if not training_lock_renew(holder=holder, seconds=lock_seconds):
-                raise TrainingError("the training lock expired and was taken by another worker")
-
-        version = model_version_train(
-            config=config, preset=settings.RECOMMENDER_TRAINING_PRESET, on_epoch_end=on_epoch_end, training_job=job, compare_with_active=True
-        )
-        version = model_version_activate_if_not_worse(version=version)
-        job.model_version = version
-        _training_job_finish(job, TrainingJob.Status.SUCCEEDED)
+        with LockHeartbeat(holder=holder, seconds=lock_seconds, renew=training_lock_renew) as heartbeat:
+            _training_job_train(job, worker=worker, heartbeat=heartbeat)
     except BaseException as error:  # time limits and worker shutdown too: the job must not stay "running"
-        _training_job_finish(job, TrainingJob.Status.FAILED, error="".join(traceback.format_exception_only(type(error), error)).strip())
+        message = "".join(traceback.format_exception_only(type(error), error)).strip()
+        when_database_is_back(
+            lambda: _training_job_finish(job, TrainingJob.Status.FAILED, error=message), what=f"recording why training job {job.pk} failed"
+        )
+        database_failed = isinstance(error, DATABASE_UNAVAILABLE)
         raise
     finally:
-        training_lock_release(holder=holder)
+        when_database_is_back(lambda: training_lock_release(holder=holder), what="releasing the training lock")
+        if database_failed:
+            _training_retry_after_outage()
     return job
+
+
+def _training_job_train(job: TrainingJob, *, worker: str, heartbeat: LockHeartbeat) -> None:
+    _training_reap_lost(keep=job)
+    if job.reason not in (TrainingJob.Reason.MANUAL, TrainingJob.Reason.RETRY) and (
+        ratings_since_snapshot_count(limit=settings.RETRAIN_THRESHOLD) < settings.RETRAIN_THRESHOLD
+    ):
+        # e.g. queued while a training on the same ratings was finishing: nothing new to learn.
+        _training_job_finish(job, TrainingJob.Status.SKIPPED, error="fewer than RETRAIN_THRESHOLD new ratings since the last training")
+        return
+    job.status, job.started_at, job.worker, job.error = TrainingJob.Status.RUNNING, timezone.now(), worker, ""
+    job.save(update_fields=["status", "started_at", "worker", "error"])
+    deadline = time.monotonic() + settings.RETRAIN_SOFT_TIME_LIMIT
+    started = time.monotonic()
+    from .ml import vae
+
+    config = vae.preset(settings.RECOMMENDER_TRAINING_PRESET, **settings.RECOMMENDER_TRAINING_OVERRIDES)
+
+    def on_epoch_end(epoch: int, logs: dict) -> None:
+        elapsed = time.monotonic() - started
+        progress = training_progress(epoch=epoch, max_epochs=config.max_epochs, logs=logs, elapsed=elapsed)
+        # One line per epoch, so the worker log shows a training moving; the admin's job page shows the same.
+        logger.info("Training job %s: %s", job.pk, progress["summary"])
+        _training_job_progress(job, progress)
+        # Works in any pool (the solo pool enforces no Celery time limit).
+        if time.monotonic() > deadline:
+            raise TrainingTimeLimitExceeded(f"soft time limit of {settings.RETRAIN_SOFT_TIME_LIMIT} s reached at epoch {epoch}")
+        if heartbeat.lost.is_set():
+            raise TrainingError("the training lock lapsed and was taken by another worker")
+
+    version = model_version_train(
+        config=config, preset=settings.RECOMMENDER_TRAINING_PRESET, on_epoch_end=on_epoch_end, training_job=job, compare_with_active=True
+    )
+    version = model_version_activate_if_not_worse(version=version)
+    job.model_version = version
+    _training_job_finish(job, TrainingJob.Status.SUCCEEDED)
+
+
+def training_progress(*, epoch: int, max_epochs: int, logs: dict, elapsed: float) -> dict:
+    """What a watcher needs after each epoch: where it is, the latest validation score, time spent and left at most
+    (early stopping usually ends it sooner)."""
+    metric = next((name for name in ("val_ndcg@100", "val_loss") if name in logs), None)
+    per_epoch = elapsed / max(epoch, 1)
+    at_most_left = per_epoch * max(max_epochs - epoch, 0)
+    summary = f"epoch {epoch} of at most {max_epochs}"
+    if "loss" in logs:
+        summary += f", loss {logs['loss']:.4f}"
+    if metric and metric != "val_loss":
+        summary += f", {metric} {logs[metric]:.4f}"
+    summary += f", {elapsed:.0f} s, at most {at_most_left:.0f} s left"
+    return {
+        "epoch": epoch, "max_epochs": max_epochs, "metric": metric, "value": None if metric is None else round(float(logs[metric]), 6),
+        "loss": None if "loss" not in logs else round(float(logs["loss"]), 6),
+        "elapsed_seconds": round(elapsed, 1), "at_most_left_seconds": round(at_most_left, 1), "summary": summary,
+        "updated_at": timezone.now().isoformat(),
+    }
+
+
+def _training_job_progress(job: TrainingJob, progress: dict) -> None:
+    try:
+        TrainingJob.objects.filter(pk=job.pk).update(progress=progress)
+    except DatabaseError as error:  # progress is for watching only: an outage must not stop the training
+        logger.warning("Could not record training job %s's progress (%s)", job.pk, str(error).strip()[:200])
+
+
+def _training_retry_after_outage() -> None:
+    """The database failed a training: try once more now that it answers; repeated failures back off as usual."""
+    try:
+        if len(training_failures_in_a_row()) == 1:
+            training_job_enqueue(reason=TrainingJob.Reason.RETRY)
+    except Exception:
+        logger.exception("Could not queue a retry after the database outage; the periodic check will")
 
 
 def _training_job_finish(job: TrainingJob, status: str, *, error: str = "") -> None:
@@ -441,22 +433,38 @@ def _training_job_finish(job: TrainingJob, status: str, *, error: str = "") -> N
     job.save(update_fields=["status", "pending", "error", "finished_at", "model_version"])
 
 
-def _training_reap_lost(*, keep: TrainingJob | None) -> None:
-    """With the lock in hand (or with no lock held), any other running job lost its worker: mark it and its version failed."""
-    lost = TrainingJob.objects.filter(status=TrainingJob.Status.RUNNING)
+def training_recover_lost() -> None:
+    """With no lock held, a running job that started at least a lease ago lost its worker: mark it failed."""
+    if training_lock_held() is not None:
+        return
+    # The lapsed lease dates the worker's last heartbeat: the backoff counts from then, not from when it was noticed.
+    lapsed = TrainingLock.objects.filter(name=TRAINING_LOCK).first()
+    last_seen = lapsed.expires_at - timedelta(seconds=settings.RETRAIN_LOCK_SECONDS) if lapsed else None
+    _training_reap_lost(keep=None, last_seen=last_seen)
+
+
+def _training_reap_lost(*, keep: TrainingJob | None, last_seen=None) -> None:
+    """With the lock in hand (or with no lock held), any other running job lost its worker: mark it and its version
+    failed. A job that started less than a lease ago may be one whose worker has only just taken the lock."""
+    now = timezone.now()
+    lost = TrainingJob.objects.filter(
+        Q(started_at__isnull=True) | Q(started_at__lte=now - timedelta(seconds=settings.RETRAIN_LOCK_SECONDS)),
+        status=TrainingJob.Status.RUNNING,
+    )
     if keep is not None:
         lost = lost.exclude(pk=keep.pk)
-    reason = "the worker was lost (its training lock expired)"
+    reason = "the worker was lost (its training lock lapsed)"
+    last_seen = min(last_seen or now, now)
     ModelVersion.objects.filter(pk__in=lost.values("model_version"), status=ModelVersion.Status.TRAINING).update(
-        status=ModelVersion.Status.FAILED, error=reason, training_finished_at=timezone.now()
+        status=ModelVersion.Status.FAILED, error=reason, training_finished_at=last_seen
     )
     for job in lost:
         logger.warning("Training job %s: %s", job.pk, reason)
-    lost.update(status=TrainingJob.Status.FAILED, pending=None, error=reason, finished_at=timezone.now())
+    lost.update(status=TrainingJob.Status.FAILED, pending=None, error=reason, finished_at=last_seen)
     # A redelivered job (its own worker died) left its first version behind.
     if keep is not None and keep.model_version_id:
         ModelVersion.objects.filter(pk=keep.model_version_id, status=ModelVersion.Status.TRAINING).update(
-            status=ModelVersion.Status.FAILED, error=reason, training_finished_at=timezone.now()
+            status=ModelVersion.Status.FAILED, error=reason, training_finished_at=now
         )
 
 

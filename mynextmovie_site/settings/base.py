@@ -182,19 +182,28 @@ ACCOUNTS_TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_DIR = VAR_DIR / "celery"
 RETRAIN_THRESHOLD = env.int("RETRAIN_THRESHOLD", default=500)  # new or changed ratings since the last snapshot
-RETRAIN_CHECK_SECONDS = env.float("RETRAIN_CHECK_SECONDS", default=300.0)  # periodic check (beat)
+# Beat's periodic check: queues a training the rating trigger could not, and recovers one whose worker died.
+RETRAIN_CHECK_SECONDS = env.float("RETRAIN_CHECK_SECONDS", default=30.0)
 RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=2 * 60 * 60)
 RETRAIN_HARD_TIME_LIMIT = env.int("RETRAIN_HARD_TIME_LIMIT", default=RETRAIN_SOFT_TIME_LIMIT + 15 * 60)
-# The lock a running training holds; renewed every epoch, so a killed worker blocks training this long at most.
-RETRAIN_LOCK_SECONDS = env.int("RETRAIN_LOCK_SECONDS", default=30 * 60)
-# Pace: no automatic training starts within this many seconds of the last one's start, so heavy rating traffic
+# The lease a running training holds on the training lock, renewed by a heartbeat every third of it: a killed
+# worker blocks training this long, plus one periodic check, at most.
+RETRAIN_LOCK_SECONDS = env.int("RETRAIN_LOCK_SECONDS", default=45)
+# A training that failed because the database went away waits this long for it to come back, to record why.
+RETRAIN_DATABASE_WAIT_SECONDS = env.int("RETRAIN_DATABASE_WAIT_SECONDS", default=10 * 60)
+# Pace: no automatic training starts within this many seconds of the last successful one's start, so heavy rating traffic
 # does not keep the cores training back to back. Backoff: after failures in a row, automatic trainings wait
 # RETRAIN_BACKOFF_SECONDS, doubled per failure, at most RETRAIN_BACKOFF_MAX_SECONDS. Manual trainings skip both.
 RETRAIN_MIN_INTERVAL_SECONDS = env.int("RETRAIN_MIN_INTERVAL_SECONDS", default=10 * 60)
 RETRAIN_BACKOFF_SECONDS = env.int("RETRAIN_BACKOFF_SECONDS", default=60)
 RETRAIN_BACKOFF_MAX_SECONDS = env.int("RETRAIN_BACKOFF_MAX_SECONDS", default=60 * 60)
-# A new model goes into service unless its held-out metric is worse than the active model's by more than this.
-RETRAIN_ACTIVATION_METRIC = env.str("RETRAIN_ACTIVATION_METRIC", default="ndcg@100")
+# Audit users: a share of the users (by a hash of their id, at most a number of them) that no model version trains
+# on, so a retrained model and the active one are compared on ratings neither has seen (recommender.activation).
+RECOMMENDER_AUDIT_SHARE = env.float("RECOMMENDER_AUDIT_SHARE", default=0.1)
+RECOMMENDER_AUDIT_MAX_USERS = env.int("RECOMMENDER_AUDIT_MAX_USERS", default=5000)
+# A retrained model goes into service unless its mean per-user NDCG@100 on the audit users is lower than the active
+# model's by more than this (or by more than two standard errors, when larger): the noise measured between seeded
+# retrainings on the same data (benchmarks/activation_trials.py).
 RETRAIN_ACTIVATION_MARGIN = env.float("RETRAIN_ACTIVATION_MARGIN", default=0.01)
 RECOMMENDER_TRAINING_PRESET = env.str("RECOMMENDER_TRAINING_PRESET", default="default")
 # JSON hyperparameter overrides for background trainings, e.g. {"max_epochs": 50}.
@@ -230,6 +239,7 @@ CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
-    "retraining-check": {"task": "recommender.retraining_check", "schedule": RETRAIN_CHECK_SECONDS},
+    # Expires: checks that waited behind a long task are dropped, not run in a burst.
+    "retraining-check": {"task": "recommender.retraining_check", "schedule": RETRAIN_CHECK_SECONDS, "options": {"expires": RETRAIN_CHECK_SECONDS}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DIR / "beat-schedule")

@@ -27,6 +27,9 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 # Trainings follow one another as fast as the tests need; the tests of the pace and the backoff set these.
 RETRAIN_MIN_INTERVAL_SECONDS = env.int("RETRAIN_MIN_INTERVAL_SECONDS", default=0)
 RETRAIN_BACKOFF_SECONDS = env.int("RETRAIN_BACKOFF_SECONDS", default=0)
+# In-process trainings run inside a test's transaction, which a heartbeat's own connection cannot see: a long lease
+# keeps the heartbeat quiet there; the real-worker tests set the default lease.
+RETRAIN_LOCK_SECONDS = env.int("RETRAIN_LOCK_SECONDS", default=600)
 CELERY_RESULT_BACKEND = "cache+memory://"
 if CELERY_BROKER_URL.startswith("memory"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {}

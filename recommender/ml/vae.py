@@ -27,16 +27,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-import keras
 import numpy as np
 import scipy.sparse as sp
-import tensorflow as tf
-from keras import ops
 
 from recommender.ml import data
 from recommender.ml.baselines import BiasRatingModel, ease_weights, value_aware_ease_weights
 from recommender.ml.inference import VAERecommender, exclude_rated, export_weights, top_n_indices
+from recommender.ml.quiet import load_tensorflow
 from recommender.ml.similarity import similar_items_table
+
+load_tensorflow()  # before the imports below, which then find TensorFlow loaded without its start-up notes
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import ops  # noqa: E402
 
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "swish")
 ENCODER_STYLES = ("mlp", "dense_skip")

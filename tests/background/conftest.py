@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT, TINY
 
 WORKER_READY_SECONDS = 60
+SITE_THRESHOLD = 5  # new ratings that queue a training on the `site` fixture
 
 
 def _free_port() -> int:
@@ -36,6 +37,30 @@ def _redis_answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
+
+
+@pytest.fixture
+def site(two_taste_catalogue, settings, shared_artifacts, client):
+    """Version 1 trained here and active; a newcomer logged in; a threshold of SITE_THRESHOLD new ratings."""
+    from recommender.ml import vae
+    from recommender.services import model_version_activate, model_version_train
+    from tests.accounts.factories import UserFactory
+
+    settings.RETRAIN_THRESHOLD = SITE_THRESHOLD
+    first = model_version_activate(version=model_version_train(config=vae.preset("default", **TINY)))
+    user = UserFactory(username="newcomer")
+    client.force_login(user)
+    return {"v1": first, "user": user, "movies": two_taste_catalogue["movies"], "client": client}
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """Training tasks sent are recorded here instead of reaching a broker."""
+    from recommender import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.model_version_train_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+    return sent
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +141,8 @@ def database_url() -> str:
 
 
 class Worker:
-    """A real `celery -A mynextmovie_site worker` process (solo pool, both queues) against the test database."""
+    """A real `celery -A mynextmovie_site worker` process (both queues, each task in a fresh child process, as
+    `./dev run` starts it) against the test database."""
 
     def __init__(self, *, redis_url: str, artifact_root: Path, log_path: Path, env: dict[str, str] | None = None):
         from django.conf import settings
@@ -137,9 +163,10 @@ class Worker:
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "mynextmovie_site", "worker", "-Q", "default,training",
-             "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO", "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+             "--concurrency", "1", "--max-tasks-per-child", "1", "--loglevel", "INFO", "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=PROJECT_ROOT, env=environment, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the worker and its pool child are stopped together
         )
         self.wait_for_log("ready.", WORKER_READY_SECONDS)
 
@@ -156,18 +183,39 @@ class Worker:
             time.sleep(0.1)
 
     def kill(self) -> None:
-        """SIGKILL: what an OOM kill or a lost machine looks like to Celery."""
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL to the worker and its pool child: what a lost machine looks like to Celery."""
+        self._kill_group()
         self.process.wait(10)
+
+    def training_child(self):
+        """The pool child process (the one that runs a task), once there is one."""
+        import psutil
+
+        children = psutil.Process(self.process.pid).children()
+        return children[0] if children else None
+
+    def kill_training_child(self) -> int:
+        """SIGKILL to the child running the task, as the kernel's OOM killer would; the worker itself lives on."""
+        child = self.training_child()
+        assert child is not None, "the worker has no pool child"
+        child.kill()
+        return child.pid
+
+    def _kill_group(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.terminate()  # warm shutdown would wait for a training in flight: killed after 15 s
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        self._kill_group()  # a pool child the shutdown left behind
         self._log.close()
 
 
@@ -192,3 +240,98 @@ def wait_until(condition, seconds: float, what: str, worker: Worker | None = Non
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {seconds} s waiting for {what}" + (f"\nworker log:\n{worker.log()[-4000:]}" if worker else ""))
+
+
+@pytest.fixture
+def start_beat(redis_broker, tmp_path):
+    """A real `celery -A mynextmovie_site beat` process sending the periodic check to the test Redis."""
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def start(**env) -> subprocess.Popen:
+        log = open(tmp_path / f"beat-{len(started)}.log", "w")  # noqa: SIM115 - open for the process's life, closed at teardown
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "mynextmovie_site", "beat", "--loglevel", "INFO",
+             "--schedule", str(tmp_path / f"beat-schedule-{len(started)}")],
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "mynextmovie_site.settings.test", "DATABASE_URL": database_url(),
+                 "CELERY_BROKER_URL": redis_broker, **env},
+        )
+        started.append((beat, log))
+        return beat
+
+    yield start
+    for beat, log in started:
+        beat.terminate()
+        beat.wait(15)
+        log.close()
+
+
+class FlakyTcpProxy:
+    """A TCP proxy in front of the database that can drop every connection and refuse new ones for a while: a
+    database blip as the worker sees it (a restart, a failover, a network cut), with the real server untouched."""
+
+    def __init__(self, target_host: str, target_port: int):
+        import threading
+
+        self.target = (target_host, target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._down = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._guard = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self._down.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._guard:
+                self._open.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                end.close()
+            with self._guard:
+                self._open.difference_update((source, sink))
+
+    def go_down(self) -> None:
+        self._down.set()
+        with self._guard:
+            doomed, self._open = list(self._open), set()
+        for end in doomed:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            end.close()
+
+    def come_back(self) -> None:
+        self._down.clear()
+
+    def close(self) -> None:
+        self.go_down()
+        self.listener.close()

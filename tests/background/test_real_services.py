@@ -18,29 +18,18 @@ from django.utils import timezone
 
 from movies.models import Rating
 from recommender import artifacts
-from recommender.ml import vae
 from recommender.models import ModelVersion, RecommendationLog, TrainingJob, TrainingLock
 from recommender.selectors import model_version_active_id
-from recommender.services import model_version_activate, model_version_train, training_job_request_if_due
+from recommender.services import training_job_request_if_due
 from tests.accounts.factories import UserFactory
 from tests.conftest import PROJECT_ROOT, TINY
 
-from .conftest import _free_port, celery_broker, database_url, wait_until
+from .conftest import SITE_THRESHOLD, _free_port, celery_broker, database_url, wait_until
 
 pytestmark = [pytest.mark.celery_services, pytest.mark.django_db(transaction=True)]
 
-THRESHOLD = 5
+THRESHOLD = SITE_THRESHOLD
 TRAINING_SECONDS = 120  # a tiny model, plus TensorFlow's import in a fresh worker on a busy 2-core machine
-
-
-@pytest.fixture
-def site(two_taste_catalogue, settings, shared_artifacts, client):
-    """Version 1 trained here and active; a newcomer logged in; a threshold of THRESHOLD new ratings."""
-    settings.RETRAIN_THRESHOLD = THRESHOLD
-    first = model_version_activate(version=model_version_train(config=vae.preset("default", **TINY)))
-    user = UserFactory(username="newcomer")
-    client.force_login(user)
-    return {"v1": first, "user": user, "movies": two_taste_catalogue["movies"], "client": client}
 
 
 def rate_movies(site, count=THRESHOLD):
@@ -141,9 +130,10 @@ def test_two_triggers_at_once_queue_one_training(site, start_worker, redis_broke
     assert ModelVersion.objects.count() == 2 and model_version_active_id() == new_id
 
 
-def test_a_worker_killed_mid_training_leaves_the_model_and_its_lock_lapses(site, start_worker):
+def test_a_worker_killed_mid_training_leaves_the_model_and_its_lock_lapses(site, start_worker, settings):
     endless = json.dumps({**TINY, "max_epochs": 100_000, "patience": 100_000})
-    lock_seconds = 8  # longer than the pauses between two renewals (each epoch), however busy the machine
+    lock_seconds = 8  # a short lease (renewed every third of it by the heartbeat), so the test waits little
+    settings.RETRAIN_LOCK_SECONDS = lock_seconds  # this process judges the lease as the worker does
     doomed = start_worker(RETRAIN_LOCK_SECONDS=str(lock_seconds), RECOMMENDER_TRAINING_OVERRIDES=endless)
     add_new_ratings()
     job = training_job_request_if_due(reason=TrainingJob.Reason.NEW_RATINGS)
@@ -151,9 +141,9 @@ def test_a_worker_killed_mid_training_leaves_the_model_and_its_lock_lapses(site,
         lambda: TrainingJob.objects.filter(pk=job.pk, status="running", model_version__status="training").first(),
         TRAINING_SECONDS, "the training to start", doomed,
     )
-    renewed = datetime.timedelta(seconds=lock_seconds + 1)  # epochs are running: the lock was renewed since taken
+    renewed = datetime.timedelta(seconds=lock_seconds + 1)  # the heartbeat renewed the lease since it was taken
     wait_until(lambda: (lock := TrainingLock.objects.first()) and lock.expires_at - lock.acquired_at > renewed, 60, "epochs", doomed)
-    doomed.kill()
+    doomed.kill()  # the worker and its training child: a lost machine
 
     assert model_version_active_id() == site["v1"].pk
     lock = TrainingLock.objects.get()

@@ -30,13 +30,6 @@ pytestmark = pytest.mark.django_db
 OLD = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
 
 
-@pytest.fixture
-def published(monkeypatch):
-    sent = []
-    monkeypatch.setattr(tasks.model_version_train_task, "apply_async", lambda **kwargs: sent.append(kwargs))
-    return sent
-
-
 def version_with_files(*, status="ready", newest=OLD, metric=None) -> ModelVersion:
     version = ModelVersion.objects.create(status=status, data_stats={"newest_rated_at": newest.isoformat()})
     version.artifact_path = artifacts.artifact_folder(version.pk)
@@ -200,18 +193,37 @@ def test_lock_is_exclusive_renewable_and_expires():
 
 
 @pytest.mark.parametrize(
-    ("candidate", "active_score", "margin", "decision"),
-    [(0.30, 0.30, 0.01, "activated"), (0.295, 0.30, 0.01, "activated"), (0.28, 0.30, 0.01, "rejected"), (0.5, 0.3, 0.0, "activated")],
+    ("candidate", "active_score", "margin", "standard_error", "decision"),
+    [
+        (0.30, 0.30, 0.01, 0.001, "activated"),
+        (0.295, 0.30, 0.01, 0.001, "activated"),
+        (0.28, 0.30, 0.01, 0.001, "rejected"),
+        (0.28, 0.30, 0.01, 0.015, "activated"),  # few or very different audit users: two standard errors tolerated
+        (0.5, 0.3, 0.0, 0.0, "activated"),
+    ],
 )
-def test_activation_decision_with_margin(settings, candidate, active_score, margin, decision):
+def test_activation_decision_with_margin(settings, candidate, active_score, margin, standard_error, decision):
     settings.RETRAIN_ACTIVATION_MARGIN = margin
     active = version_with_files(status="active")
     new = version_with_files()
-    new.activation_details = {"metric": "ndcg@100", "candidate": candidate, "active": active_score, "active_version": active.pk}
+    new.activation_details = {
+        "metric": "ndcg@100", "candidate": candidate, "active": active_score, "active_version": active.pk,
+        "standard_error": standard_error, "audit_users": 90,
+    }
     model_version_activate_if_not_worse(version=new)
     new.refresh_from_db()
-    assert new.activation_decision == decision and new.activation_details["margin"] == margin and new.activation_details["reason"]
+    details = new.activation_details
+    assert new.activation_decision == decision and details["configured_margin"] == margin
+    assert details["margin"] == pytest.approx(max(margin, 2 * standard_error)) and "90 audit users" in details["reason"]
     assert ModelVersion.objects.get(status="active") == (new if decision == "activated" else active)
+
+
+def test_too_few_audit_users_activate_the_newer_model():
+    active = version_with_files(status="active")
+    new = version_with_files()
+    new.activation_details = {"metric": "ndcg@100", "active_version": active.pk, "audit_users": 1}
+    assert model_version_activate_if_not_worse(version=new).status == "active"
+    assert "too few audit users" in ModelVersion.objects.get(pk=new.pk).activation_details["reason"]
 
 
 def test_activation_without_or_with_a_broken_active_model():
@@ -246,11 +258,14 @@ def test_job_trains_compares_activates_and_is_idempotent(two_taste_catalogue, se
     second = training_job_enqueue(reason="manual")
     training_job_run(job_id=second.pk)
     second.refresh_from_db()
-    # Compared with version 1 on the same held-out users, both scored by their final models (the active one's
-    # path was fitted on every rating); the candidate's honest validation score is kept beside it.
+    # Compared with version 1 on the audit users, whose ratings neither version trained on, paired per user.
     details = second.model_version.activation_details
     assert details["active_version"] == version.pk and details["active"] is not None
-    assert details["candidate_validation"] == pytest.approx(second.model_version.metrics[details["metric"]])
+    assert details["audit"] == version.data_stats["audit"] == second.model_version.data_stats["audit"]
+    assert details["audit_users"] >= 2 and "active_audit_note" not in details
+    assert details["mean_difference"] == pytest.approx(details["candidate"] - details["active"], abs=1e-5)
+    assert details["candidate_better_for"] + details["active_better_for"] <= details["audit_users"]
+    assert second.model_version.activation_decision in ("activated", "rejected") and "audit users" in details["reason"]
 
 
 def test_a_failed_training_keeps_the_active_model_and_releases_the_lock(db, settings, published):

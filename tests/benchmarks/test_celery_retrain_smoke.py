@@ -39,7 +39,8 @@ def test_celery_retrain_benchmark_measures_a_real_retraining(tmp_path):
     out = tmp_path / "out.json"
     completed = subprocess.run(
         [sys.executable, "benchmarks/celery_retrain.py", "--data", str(data), "--workdir", str(tmp_path / "work"),
-         "--epochs", "1", "--threshold", str(THRESHOLD), "--timeout", "300", "--json", str(out)],
+         "--epochs", "1", "--threshold", str(THRESHOLD), "--timeout", "300", "--json", str(out),
+         "--trainings", "2", "--activation-margin", "1"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
@@ -62,3 +63,11 @@ def test_celery_retrain_benchmark_measures_a_real_retraining(tmp_path):
     # The web process swaps within one version check (plus the poll and the load of a tiny model).
     assert parts["pickup_s"] <= result["settings"]["RECOMMENDER_VERSION_CHECK_SECONDS"] + 2
     assert result["worker_errors"] == []
+    # A second training, the worker's memory after each, and the home page timed while idle and while training.
+    assert len(result["further_trainings"]) == 1 and result["further_trainings"][0]["decision"] == "activated"
+    memory = result["worker_memory"]
+    assert len(memory["after_each_training"]) == 2 and all(row["child_mb"] > 0 for row in memory["after_each_training"])
+    assert memory["last_over_first"] == pytest.approx(
+        memory["after_each_training"][1]["total_mb"] / memory["after_each_training"][0]["total_mb"], abs=1e-3
+    )
+    assert result["home_page_ms"]["while_idle"]["requests"] > 0 and result["home_page_ms"]["while_training"]["requests"] > 0

@@ -28,3 +28,34 @@ def test_admin_lists_versions_and_activates_one(client, two_taste_catalogue):
     assert "is now active" in response.text
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.ACTIVE
+
+
+def test_training_job_page_follows_a_running_training_in_place(client):
+    from recommender.models import TrainingJob
+    from recommender.services import training_progress
+
+    job = TrainingJob.objects.create(reason="manual", status="running")
+    staff = UserFactory(username="watcher", is_staff=True)
+    client.force_login(staff)
+    page_url = reverse("admin:recommender_trainingjob_change", args=[job.pk])
+    progress_url = reverse("admin:recommender_trainingjob_progress", args=[job.pk])
+    assert client.get(progress_url).status_code == 403  # staff without the view permission see nothing
+
+    from django.contrib.auth.models import Permission
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_trainingjob"))
+    page = client.get(page_url)
+    assert page.status_code == 200 and "reading the ratings" in page.text
+    assert f'hx-get="{progress_url}" hx-trigger="every 2s"' in page.text and "htmx-2.0.11.min.js" in page.text
+
+    TrainingJob.objects.filter(pk=job.pk).update(
+        progress=training_progress(epoch=12, max_epochs=60, logs={"loss": 3.0, "val_ndcg@100": 0.41}, elapsed=24.0)
+    )
+    fragment = client.get(progress_url).text
+    assert '<progress max="60" value="12">' in fragment and "val_ndcg@100 0.4100" in fragment and "at most 96 s left" in fragment
+    assert "hx-trigger" in fragment  # still running: it keeps refreshing
+
+    TrainingJob.objects.filter(pk=job.pk).update(status="succeeded")
+    finished = client.get(progress_url).text
+    assert "hx-trigger" not in finished and "(succeeded)" in finished  # done: the block stops polling
+    assert client.get(reverse("admin:recommender_trainingjob_progress", args=[job.pk + 99])).status_code == 404

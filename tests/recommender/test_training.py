@@ -6,7 +6,7 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from recommender import artifacts
-from recommender.ml import vae
+from recommender.ml import audit, vae
 from recommender.models import ModelVersion
 from recommender.services import TrainingError, model_version_activate, model_version_train
 from tests.conftest import TINY
@@ -97,7 +97,39 @@ def test_train_vae_command(two_taste_catalogue):
     version = ModelVersion.objects.get()
     assert version.status == ModelVersion.Status.ACTIVE
     assert version.hyperparameters["encoder_units"] == [16] and version.hyperparameters["max_epochs"] == 2
-    assert "epoch 1: " in text and "val_loss" in text and f"Model version {version.pk} is active" in text
+    # One line per epoch when the output is not a terminal.
+    assert "epoch 1 of at most 2, loss " in text and "epoch 2 of at most 2" in text and "\r" not in text
+    assert f"Model version {version.pk} is active" in text
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_train_vae_draws_one_progress_bar_on_a_terminal(two_taste_catalogue):
+    out = _Terminal()
+    call_command("train_vae", "--encoder-units", "16", "--latent-dim", "4", "--max-epochs", "3", "--min-user-ratings", "3", stdout=out)
+    text = out.getvalue()
+    bar_lines = text.split("\r")[1:]
+    assert len(bar_lines) == 3 and bar_lines[0].startswith("\033[K[########") and "epoch 3 of at most 3" in bar_lines[-1]
+    assert "] epoch 1 of at most 3, loss" in text and "\nModel version" in text  # the bar's line is ended first
+
+
+def test_no_version_trains_on_the_audit_users(two_taste_catalogue, monkeypatch, settings):
+    settings.RECOMMENDER_AUDIT_SHARE = 0.25
+    seen = {}
+    real_train = vae.train
+
+    def recording_train(matrix, config, **kwargs):
+        seen["users"] = matrix.shape[0]
+        return real_train(matrix, config, **kwargs)
+
+    monkeypatch.setattr(vae, "train", recording_train)
+    version = model_version_train(config=vae.preset("default", **TINY))
+    stats = version.data_stats
+    assert stats["audit"] == {"rule": audit.AUDIT_RULE, "share": 0.25, "limit": settings.RECOMMENDER_AUDIT_MAX_USERS}
+    assert 0 < stats["audit_users"] < stats["users"] and seen["users"] == stats["users"] - stats["audit_users"]
 
 
 def test_train_vae_command_rejects_bad_input(two_taste_catalogue):

@@ -1,11 +1,20 @@
 """manage.py train_vae [--preset NAME] [--<hyperparameter> VALUE ...] [--activate] | train_vae --async"""
 import dataclasses
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from recommender.models import TrainingJob
 from recommender.selectors import model_version_active
-from recommender.services import TrainingError, model_version_activate, model_version_train, training_job_enqueue
+from recommender.services import (
+    TrainingError,
+    model_version_activate,
+    model_version_train,
+    training_job_enqueue,
+    training_progress,
+)
+
+PROGRESS_BAR_WIDTH = 24
 
 
 def _option_name(field_name: str) -> str:
@@ -80,12 +89,16 @@ class Command(BaseCommand):
         if verbosity:
             changed = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "no overrides"
             self.stdout.write(f"Training the VAE (preset {preset}, {changed})")
+        self._max_epochs, self._started, self._bar_open = config.max_epochs, time.monotonic(), False
         try:
             version = model_version_train(config=config, preset=preset, on_epoch_end=self._epoch if verbosity else None)
             if activate:
                 version = model_version_activate(version=version)
         except TrainingError as error:
             raise CommandError(str(error)) from error
+        finally:
+            if self._bar_open:
+                self.stdout.write("")  # end the progress bar's line
         if verbosity:
             metrics = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in version.metrics.items())
             self.stdout.write(self.style.SUCCESS(
@@ -111,6 +124,13 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Queued training job {job.pk} (task {job.task_id}) on the 'training' queue."))
 
     def _epoch(self, epoch: int, logs: dict) -> None:
-        losses = " ".join(f"{name} {value:.4f}" for name, value in logs.items())
-        self.stdout.write(f"epoch {epoch}: {losses}")
+        """One line per epoch; on a terminal, one progress bar redrawn in place."""
+        progress = training_progress(epoch=epoch, max_epochs=self._max_epochs, logs=logs, elapsed=time.monotonic() - self._started)
+        if self.stdout.isatty():
+            filled = round(PROGRESS_BAR_WIDTH * epoch / max(self._max_epochs, 1))
+            bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
+            self.stdout.write(f"\r\033[K[{bar}] {progress['summary']}", ending="")
+            self._bar_open = True
+        else:
+            self.stdout.write(progress["summary"])
         self.stdout.flush()
