@@ -36,7 +36,7 @@ from benchmarks.ml.movielens import ML100K_DIR
 from recommender.ml.audit import ColumnSubset, audit_split, audit_user_mask, paired_comparison, per_user_ndcg
 from recommender.ml.data import rating_matrix, relevance_threshold
 
-PRODUCT_MARGIN = 0.01  # RETRAIN_ACTIVATION_MARGIN's default (mynextmovie_site/settings/base.py)
+PRODUCT_MARGIN = 0.015  # RETRAIN_ACTIVATION_MARGIN's default (mynextmovie_site/settings/base.py)
 AUDIT_SHARE, AUDIT_LIMIT = 0.1, 5000  # RECOMMENDER_AUDIT_SHARE / _MAX_USERS defaults
 NEW_SHARE = 0.01
 

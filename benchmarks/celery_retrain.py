@@ -121,7 +121,8 @@ def celery_worker(log_path: Path, log):
     """The real worker on both queues, with this process's environment (same database, storage, settings)."""
     command = [
         sys.executable, "-m", "celery", "-A", "mynextmovie_site", "worker", "-Q", "default,training",
-        "--concurrency", "1", "--max-tasks-per-child", "1", "--loglevel", "INFO", "--hostname", f"benchmark-{os.getpid()}@%h",
+        # A fixed name, not the host's: the results are committed.
+        "--concurrency", "1", "--max-tasks-per-child", "1", "--loglevel", "INFO", "--hostname", "benchmark@benchmark",
     ]
     with open(log_path, "w") as output:
         process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=output, stderr=subprocess.STDOUT)
@@ -468,7 +469,7 @@ def run(*, data: Path, workdir: Path, epochs: int | None, threshold: int, databa
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
             "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
-            "data": {"path": str(data), **dataset},
+            "data": {"name": data.name, **dataset},  # not the path: results are committed
             "settings": {
                 "RETRAIN_THRESHOLD": settings.RETRAIN_THRESHOLD,
                 "RETRAIN_ACTIVATION_MARGIN": settings.RETRAIN_ACTIVATION_MARGIN,

@@ -82,7 +82,7 @@ def machine() -> dict[str, object]:
         pass
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1), "python": platform.python_version(),
-        "system": f"{platform.system()} {platform.release()}", "gpu": None,
+        "system": platform.system(), "gpu": None,  # no kernel string: results are committed
     }
 
 

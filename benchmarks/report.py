@@ -112,6 +112,6 @@ def render_markdown(results: dict) -> str:
         lines += _table(["total", *parts], [[f"{celery['total_s']:.1f} s", *(f"{v:.2f} s" for v in parts.values())]])
         new = celery["new_version"]
         lines += ["", f"{celery['ratings_posted']} ratings posted (RETRAIN_THRESHOLD {celery['settings']['RETRAIN_THRESHOLD']}), "
-                  f"{celery['database']}, Redis broker, one solo worker; new model: {new['epochs']} epochs, "
+                  f"{celery['database']}, Redis broker, one worker (a fresh child per task); new model: {new['epochs']} epochs, "
                   f"{new['activation_decision']}.", ""]
     return "\n".join(lines)

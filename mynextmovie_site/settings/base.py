@@ -204,7 +204,7 @@ RECOMMENDER_AUDIT_MAX_USERS = env.int("RECOMMENDER_AUDIT_MAX_USERS", default=500
 # A retrained model goes into service unless its mean per-user NDCG@100 on the audit users is lower than the active
 # model's by more than this (or by more than two standard errors, when larger): the noise measured between seeded
 # retrainings on the same data (benchmarks/activation_trials.py).
-RETRAIN_ACTIVATION_MARGIN = env.float("RETRAIN_ACTIVATION_MARGIN", default=0.01)
+RETRAIN_ACTIVATION_MARGIN = env.float("RETRAIN_ACTIVATION_MARGIN", default=0.015)
 RECOMMENDER_TRAINING_PRESET = env.str("RECOMMENDER_TRAINING_PRESET", default="default")
 # JSON hyperparameter overrides for background trainings, e.g. {"max_epochs": 50}.
 RECOMMENDER_TRAINING_OVERRIDES = env.json("RECOMMENDER_TRAINING_OVERRIDES", default={})
