@@ -38,7 +38,9 @@ class ProfileForm(forms.ModelForm):
     # Changing the e-mail address redirects password resets, so it needs the password (an unattended
     # signed-in browser must not be enough to take the account over).
     current_password = forms.CharField(
-        label="Current password", required=False, strip=False,
+        label="Current password",
+        required=False,
+        strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         help_text="Needed only to change your e-mail address.",
     )
@@ -68,7 +70,9 @@ class ProfileForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         new_email = User.objects.normalize_email(cleaned.get("email") or "")
-        if new_email != (self.instance.email or "") and not self.instance.check_password(cleaned.get("current_password") or ""):
+        if new_email != (self.instance.email or "") and not self.instance.check_password(
+            cleaned.get("current_password") or ""
+        ):
             self.add_error("current_password", "Enter your current password to change your e-mail address.")
         return cleaned
 

@@ -1,4 +1,5 @@
 """Reads about user accounts."""
+
 from .models import User
 
 

@@ -1,12 +1,11 @@
 """Writes to user accounts."""
+
 from axes.utils import reset as axes_reset
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from movies.services import MOVIELENS_USERNAME_PREFIX
-
-from .models import User
+from .models import MOVIELENS_USERNAME_PREFIX, User
 
 RESERVED_USERNAME_MESSAGE = (
     f"Usernames starting with “{MOVIELENS_USERNAME_PREFIX}” are reserved for imported MovieLens users. "

@@ -1,4 +1,5 @@
 """Log-in throttling support for django-axes."""
+
 from django.conf import settings
 from django.http import HttpRequest
 

@@ -1,6 +1,6 @@
 """Background retraining latency: from the rating that crosses RETRAIN_THRESHOLD to the new model serving.
 
-    .venv/bin/python benchmarks/celery_retrain.py [--data ../shared/datasets/ml-100k] [--threshold 100] [--epochs N]
+    .venv/bin/python benchmarks/celery_retrain.py [--data ML100K_FOLDER] [--threshold 100] [--epochs N]
                                                   [--check-seconds S] [--database-url postgres://...] [--json OUT]
 
 Everything is the real pipeline, on its own services: a fresh database (SQLite in the work folder, or the empty
@@ -32,6 +32,7 @@ Django's full request stack, no HTTP server) every 50 ms: the page latency while
 The default trains with the shipped preset and the shipped activation decision (the real figure); `--epochs 1`
 makes a smoke test (with `--activation-margin 1` so that a barely trained model is activated anyway).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,7 +55,8 @@ from typing import Self
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages must import
 
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "ml-100k"
+from benchmarks.measure import ServiceStartError, private_redis_server, redis_answers
+
 POLL_SECONDS = 0.1
 WORKER_READY_SECONDS = 120  # the worker imports Django and the project; slow on a busy 2-core machine
 RATERS = 4
@@ -69,60 +70,50 @@ class BenchmarkError(Exception):
 # ------------------------------------------------------------------------------------------- services
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def redis_answers(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
 @contextmanager
 def redis_broker(log):
     """A private redis-server on a free port when installed (isolated, stopped afterwards), else REDIS_URL."""
     if not shutil.which("redis-server"):
         url = os.environ.get("REDIS_URL", "")
         if not url:
-            raise BenchmarkError("redis-server is not installed and REDIS_URL is not set: install redis-server "
-                                 "or point REDIS_URL at a Redis")
+            raise BenchmarkError(
+                "redis-server is not installed and REDIS_URL is not set: install redis-server "
+                "or point REDIS_URL at a Redis"
+            )
         if not redis_answers(url):
             raise BenchmarkError(f"Redis is not reachable at REDIS_URL={url} (and redis-server is not installed)")
         log(f"Using the Redis at REDIS_URL {url}")
         yield url
         return
-    port = _free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
     try:
-        deadline = time.monotonic() + 10
-        while not redis_answers(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise BenchmarkError(f"the private redis-server on port {port} did not start")
-            time.sleep(0.05)
-        log(f"Started a private redis-server at {url}")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
+        with private_redis_server() as url:
+            log(f"Started a private redis-server at {url}")
+            yield url
+    except ServiceStartError as error:
+        raise BenchmarkError(str(error)) from error
 
 
 @contextmanager
 def celery_worker(log_path: Path, log):
     """The real worker on both queues, with this process's environment (same database, storage, settings)."""
     command = [
-        sys.executable, "-m", "celery", "-A", "mynextmovie_site", "worker", "-Q", "default,training",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "mynextmovie_site",
+        "worker",
+        "-Q",
+        "default,training",
         # A fixed name, not the host's: the results are committed.
-        "--concurrency", "1", "--max-tasks-per-child", "1", "--loglevel", "INFO", "--hostname", "benchmark@benchmark",
+        "--concurrency",
+        "1",
+        "--max-tasks-per-child",
+        "1",
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        "benchmark@benchmark",
     ]
     with open(log_path, "w") as output:
         process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=output, stderr=subprocess.STDOUT)
@@ -161,25 +152,35 @@ def worker_errors(log_path: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------- setup
 
 
-def configure_environment(*, workdir: Path, database_url: str, redis_url: str, threshold: int, epochs: int | None,
-                          check_seconds: float | None, activation_margin: float | None = None) -> None:
+def configure_environment(
+    *,
+    workdir: Path,
+    database_url: str,
+    redis_url: str,
+    threshold: int,
+    epochs: int | None,
+    check_seconds: float | None,
+    activation_margin: float | None = None,
+) -> None:
     """One environment for this process and the worker it starts, set before Django reads its settings."""
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "mynextmovie_site.settings.local",
-        # Not DEBUG, which keeps every SQL query in memory (the import makes many); local settings then want a key.
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DATABASE_URL": database_url,
-        "DJANGO_MEDIA_ROOT": str(workdir / "media"),
-        "DJANGO_STATIC_ROOT": str(workdir / "static"),
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-        "CELERY_RESULT_BACKEND": redis_url,
-        "RETRAIN_THRESHOLD": str(threshold),
-        "RECOMMENDER_TRAINING_PRESET": "default",
-        "RECOMMENDER_TRAINING_OVERRIDES": json.dumps({"max_epochs": epochs} if epochs else {}),
-        "PYTHONUNBUFFERED": "1",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "mynextmovie_site.settings.local",
+            # Not DEBUG, which keeps every SQL query in memory (the import makes many); local settings then want a key.
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DATABASE_URL": database_url,
+            "DJANGO_MEDIA_ROOT": str(workdir / "media"),
+            "DJANGO_STATIC_ROOT": str(workdir / "static"),
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": redis_url,
+            "CELERY_RESULT_BACKEND": redis_url,
+            "RETRAIN_THRESHOLD": str(threshold),
+            "RECOMMENDER_TRAINING_PRESET": "default",
+            "RECOMMENDER_TRAINING_OVERRIDES": json.dumps({"max_epochs": epochs} if epochs else {}),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if activation_margin is None:
         os.environ.pop("RETRAIN_ACTIVATION_MARGIN", None)  # the shipped decision
     else:
@@ -204,7 +205,9 @@ def import_movielens(data: Path, log) -> dict:
     run = movielens_import(location=str(data))
     seconds = time.perf_counter() - started
     stats = {
-        "release": run.release, "ratings": Rating.objects.count(), "movies": Movie.objects.count(),
+        "release": run.release,
+        "ratings": Rating.objects.count(),
+        "movies": Movie.objects.count(),
         "import_s": round(seconds, 2),
     }
     log(f"Imported {run.release}: {stats['ratings']:,} ratings, {stats['movies']:,} movies in {seconds:.1f} s")
@@ -219,7 +222,7 @@ def train_initial_model(epochs: int | None, log) -> dict:
     command = [sys.executable, "manage.py", "train_vae", "--activate"]
     if epochs:
         command += ["--max-epochs", str(epochs)]
-    completed = subprocess.run(command, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True)
+    completed = subprocess.run(command, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise BenchmarkError(f"the initial training failed:\n{(completed.stdout + completed.stderr)[-3000:]}")
     version = model_version_active()
@@ -233,7 +236,7 @@ def rating_plan(threshold: int) -> list[tuple]:
     from movies.models import Movie
 
     rng = random.Random(0)
-    raters = list(User.objects.filter(ratings__isnull=False).distinct().order_by("pk")[:min(RATERS, threshold)])
+    raters = list(User.objects.filter(ratings__isnull=False).distinct().order_by("pk")[: min(RATERS, threshold)])
     per_user = -(-threshold // len(raters))
     unrated = {user: list(Movie.objects.exclude(ratings__user=user).order_by("pk")[:per_user]) for user in raters}
     stars = (2.0, 3.0, 3.5, 4.0, 4.5, 5.0)
@@ -319,8 +322,11 @@ def top_movies(user) -> tuple[list[int], int | None]:
 def breakdown(*, t0, job, version, served_at) -> dict[str, float]:
     """Consecutive parts of t0 -> served, so they add up to the total."""
     moments = {
-        "queue_wait_s": job.started_at, "worker_start_s": version.training_started_at,
-        "training_s": version.training_finished_at, "activation_s": version.activated_at, "pickup_s": served_at,
+        "queue_wait_s": job.started_at,
+        "worker_start_s": version.training_started_at,
+        "training_s": version.training_finished_at,
+        "activation_s": version.activated_at,
+        "pickup_s": served_at,
     }
     parts, previous = {}, t0
     for name, moment in moments.items():
@@ -383,8 +389,10 @@ def page_ms(samples: list[float]) -> dict:
         return {"requests": 0}
     ordered = sorted(samples)
     return {
-        "requests": len(ordered), "median": round(statistics.median(ordered), 1),
-        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1), "max": round(ordered[-1], 1),
+        "requests": len(ordered),
+        "median": round(statistics.median(ordered), 1),
+        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1),
+        "max": round(ordered[-1], 1),
     }
 
 
@@ -395,8 +403,11 @@ def worker_memory_mb(worker: subprocess.Popen) -> dict[str, float]:
     parent = psutil.Process(worker.pid)
     children = parent.children(recursive=True)
     child = sum(process.memory_info().rss for process in children)
-    return {"parent_mb": round(parent.memory_info().rss / 2**20, 1), "child_mb": round(child / 2**20, 1),
-            "total_mb": round((parent.memory_info().rss + child) / 2**20, 1)}
+    return {
+        "parent_mb": round(parent.memory_info().rss / 2**20, 1),
+        "child_mb": round(child / 2**20, 1),
+        "total_mb": round((parent.memory_info().rss + child) / 2**20, 1),
+    }
 
 
 def settle_memory(worker: subprocess.Popen) -> dict[str, float]:
@@ -419,21 +430,39 @@ def more_trainings(count: int, *, worker, worker_log: Path, timeout: float, log)
         if job.status != TrainingJob.Status.SUCCEEDED:
             raise BenchmarkError(f"training job {job.pk} {job.status}: {job.error}\n{_tail(worker_log)}")
         version = ModelVersion.objects.get(pk=job.model_version_id)
-        rows.append({
-            "version": version.pk, "training_s": round(version.training_seconds, 1), "decision": version.activation_decision,
-            "started_at": job.started_at, "finished_at": job.finished_at, "memory_after": settle_memory(worker),
-        })
-        log(f"  training {n + 2}: v{version.pk} {version.activation_decision} in {version.training_seconds:.0f} s, "
-            f"worker {rows[-1]['memory_after']['total_mb']:.0f} MB")
+        rows.append(
+            {
+                "version": version.pk,
+                "training_s": round(version.training_seconds, 1),
+                "decision": version.activation_decision,
+                "started_at": job.started_at,
+                "finished_at": job.finished_at,
+                "memory_after": settle_memory(worker),
+            }
+        )
+        log(
+            f"  training {n + 2}: v{version.pk} {version.activation_decision} in {version.training_seconds:.0f} s, "
+            f"worker {rows[-1]['memory_after']['total_mb']:.0f} MB"
+        )
     return rows
 
 
 # ------------------------------------------------------------------------------------------- entry points
 
 
-def run(*, data: Path, workdir: Path, epochs: int | None, threshold: int, database_url: str | None = None,
-        timeout: float = 900, check_seconds: float | None = None, activation_margin: float | None = None,
-        trainings: int = 5, log=print) -> dict:
+def run(
+    *,
+    data: Path,
+    workdir: Path,
+    epochs: int | None,
+    threshold: int,
+    database_url: str | None = None,
+    timeout: float = 900,
+    check_seconds: float | None = None,
+    activation_margin: float | None = None,
+    trainings: int = 5,
+    log=print,
+) -> dict:
     """Set everything up in `workdir`, measure one retraining from the crossing rating to serving, tear down.
 
     Sets os.environ and calls django.setup() in this process, so call it once per process (the benchmark
@@ -449,8 +478,13 @@ def run(*, data: Path, workdir: Path, epochs: int | None, threshold: int, databa
     load_start = os.getloadavg()
     with redis_broker(log) as redis_url:
         configure_environment(
-            workdir=workdir, database_url=database_url or f"sqlite:///{workdir / 'db.sqlite3'}", redis_url=redis_url,
-            threshold=threshold, epochs=epochs, check_seconds=check_seconds, activation_margin=activation_margin,
+            workdir=workdir,
+            database_url=database_url or f"sqlite:///{workdir / 'db.sqlite3'}",
+            redis_url=redis_url,
+            threshold=threshold,
+            epochs=epochs,
+            check_seconds=check_seconds,
+            activation_margin=activation_margin,
         )
         import django
 
@@ -463,26 +497,36 @@ def run(*, data: Path, workdir: Path, epochs: int | None, threshold: int, databa
         worker_log = workdir / "worker.log"
         with celery_worker(worker_log, log) as worker:
             result = measure(
-                plan=plan, initial=initial, timeout=timeout, worker=worker, worker_log=worker_log, log=log, trainings=trainings
+                plan=plan,
+                initial=initial,
+                timeout=timeout,
+                worker=worker,
+                worker_log=worker_log,
+                log=log,
+                trainings=trainings,
             )
-        result.update({
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-            "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
-            "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
-            "data": {"name": data.name, **dataset},  # not the path: results are committed
-            "settings": {
-                "RETRAIN_THRESHOLD": settings.RETRAIN_THRESHOLD,
-                "RETRAIN_ACTIVATION_MARGIN": settings.RETRAIN_ACTIVATION_MARGIN,
-                "RECOMMENDER_AUDIT_SHARE": settings.RECOMMENDER_AUDIT_SHARE,
-                "RECOMMENDER_VERSION_CHECK_SECONDS": settings.RECOMMENDER_VERSION_CHECK_SECONDS,
-                "RECOMMENDER_TRAINING_OVERRIDES": settings.RECOMMENDER_TRAINING_OVERRIDES,
-            },
-            "worker_errors": worker_errors(worker_log),
-        })
+        result.update(
+            {
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+                "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
+                "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+                "data": {"name": data.name, **dataset},  # not the path: results are committed
+                "settings": {
+                    "RETRAIN_THRESHOLD": settings.RETRAIN_THRESHOLD,
+                    "RETRAIN_ACTIVATION_MARGIN": settings.RETRAIN_ACTIVATION_MARGIN,
+                    "RECOMMENDER_AUDIT_SHARE": settings.RECOMMENDER_AUDIT_SHARE,
+                    "RECOMMENDER_VERSION_CHECK_SECONDS": settings.RECOMMENDER_VERSION_CHECK_SECONDS,
+                    "RECOMMENDER_TRAINING_OVERRIDES": settings.RECOMMENDER_TRAINING_OVERRIDES,
+                },
+                "worker_errors": worker_errors(worker_log),
+            }
+        )
     return result
 
 
-def measure(*, plan: list[tuple], initial: dict, timeout: float, worker, worker_log: Path, log, trainings: int = 1) -> dict:
+def measure(
+    *, plan: list[tuple], initial: dict, timeout: float, worker, worker_log: Path, log, trainings: int = 1
+) -> dict:
     from recommender.models import ModelVersion
     from recommender.recommendations import registry
 
@@ -519,7 +563,8 @@ def measure(*, plan: list[tuple], initial: dict, timeout: float, worker, worker_
     }
     log(f"Home page while idle {pages['while_idle']}, while training {pages['while_training']}")
     memory = {
-        "before_any_training": memory_before, "after_each_training": memory_after,
+        "before_any_training": memory_before,
+        "after_each_training": memory_after,
         "last_over_first": round(memory_after[-1]["total_mb"] / memory_after[0]["total_mb"], 3),
     }
     return {
@@ -527,13 +572,19 @@ def measure(*, plan: list[tuple], initial: dict, timeout: float, worker, worker_
         "breakdown_s": breakdown(t0=t0, job=job, version=version, served_at=served_at),
         "initial_version": initial,
         "new_version": {
-            "id": version.pk, "served_id": served_id, "epochs": version.metrics.get("epochs"),
-            "training_s": round(version.training_seconds, 2), "activation_decision": version.activation_decision,
+            "id": version.pk,
+            "served_id": served_id,
+            "epochs": version.metrics.get("epochs"),
+            "training_s": round(version.training_seconds, 2),
+            "activation_decision": version.activation_decision,
             "activation_reason": version.activation_details.get("reason"),
             "data_stats": version.data_stats,
         },
         "job": {
-            "id": job.pk, "status": job.status, "new_ratings": job.new_ratings, "worker": job.worker,
+            "id": job.pk,
+            "status": job.status,
+            "new_ratings": job.new_ratings,
+            "worker": job.worker,
             "error": job.error,
         },
         "ratings_posted": len(plan),
@@ -541,25 +592,39 @@ def measure(*, plan: list[tuple], initial: dict, timeout: float, worker, worker_
         "home_page_ms": pages,
         "worker_memory": memory,
         "further_trainings": extra,
-        "rater_top10": {"user": rater.username, "before": before, "before_version": before_version, "after": after,
-                        "after_version": after_version, "changed": before != after},
+        "rater_top10": {
+            "user": rater.username,
+            "before": before,
+            "before_version": before_version,
+            "after": after,
+            "after_version": after_version,
+            "changed": before != after,
+        },
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MOVIELENS_PATH") or DEFAULT_DATA),
-                        help="MovieLens folder or .zip (%(default)s)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=os.environ.get("MOVIELENS_PATH"),
+        help="MovieLens folder or .zip (default: MOVIELENS_PATH)",
+    )
     parser.add_argument("--workdir", type=Path, help="database, model files, worker log (default: a temp folder)")
     parser.add_argument("--epochs", type=int, help="max_epochs of every training: 1 for a smoke test (default: preset)")
     parser.add_argument("--threshold", type=int, default=100, help="RETRAIN_THRESHOLD, ratings posted (%(default)s)")
     parser.add_argument("--check-seconds", type=float, help="RECOMMENDER_VERSION_CHECK_SECONDS (default: as shipped)")
     parser.add_argument("--database-url", help="an empty PostgreSQL database to use instead of a fresh SQLite file")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the new model (%(default)s)")
-    parser.add_argument("--trainings", type=int, default=5, help="trainings in all, for the worker's memory (%(default)s)")
+    parser.add_argument(
+        "--trainings", type=int, default=5, help="trainings in all, for the worker's memory (%(default)s)"
+    )
     parser.add_argument("--activation-margin", type=float, help="RETRAIN_ACTIVATION_MARGIN (default: as shipped)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the result here")
     args = parser.parse_args(argv)
+    if args.data is None:
+        parser.error("no MovieLens data: pass --data or set MOVIELENS_PATH")
 
     def log(message: str) -> None:  # progress on stderr, the JSON alone on stdout
         print(message, file=sys.stderr, flush=True)
@@ -568,9 +633,16 @@ def main(argv: list[str] | None = None) -> None:
         scratch = nullcontext(args.workdir) if args.workdir else tempfile.TemporaryDirectory(prefix="celery-retrain-")
         with scratch as workdir:
             result = run(
-                data=args.data, workdir=Path(workdir), epochs=args.epochs, threshold=args.threshold,
-                database_url=args.database_url, timeout=args.timeout, check_seconds=args.check_seconds,
-                activation_margin=args.activation_margin, trainings=args.trainings, log=log,
+                data=args.data,
+                workdir=Path(workdir),
+                epochs=args.epochs,
+                threshold=args.threshold,
+                database_url=args.database_url,
+                timeout=args.timeout,
+                check_seconds=args.check_seconds,
+                activation_margin=args.activation_margin,
+                trainings=args.trainings,
+                log=log,
             )
     except BenchmarkError as error:
         parser.exit(2, f"error: {error}\n")

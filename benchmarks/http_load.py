@@ -1,10 +1,10 @@
 """The site over real HTTP: gunicorn (2 sync workers) on loopback under wrk, with a trained model in service.
 
-    .venv/bin/python benchmarks/http_load.py [--data ../shared/datasets/ml-100k] [--epochs N]
+    .venv/bin/python benchmarks/http_load.py [--data ML100K_FOLDER] [--epochs N]
                                              [--connections 8] [--duration 15] [--workdir DIR --keep] [--json OUT]
 
 In a work folder (a temporary one unless --workdir) it builds a fresh SQLite database with the production
-settings, imports MovieLens (--data, else MOVIELENS_PATH, else ../shared/datasets/ml-100k), trains and activates
+settings, imports MovieLens (--data, else MOVIELENS_PATH), trains and activates
 the default VAE (`train_vae --activate`; --epochs N is passed on as --max-epochs N), collects the static files
 and creates a logged-in session for the imported user whose rating count is closest to 100. It then serves
 `mynextmovie_site.wsgi` with gunicorn, checks each page answers what it should, warms both workers up, and
@@ -19,6 +19,7 @@ answers. Then, per web worker after the load: resident memory (RSS) and unique m
 largest of the workers reported, and whether TensorFlow is mapped into a worker (it must not be: web processes
 serve with NumPy only). Needs wrk (`apt-get install wrk`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,7 +99,7 @@ end
 
 
 def default_data() -> Path:
-    return Path(os.environ.get("MOVIELENS_PATH") or ROOT.parent / "shared" / "datasets" / "ml-100k")
+    return Path(os.environ.get("MOVIELENS_PATH") or "MOVIELENS_PATH-is-not-set")
 
 
 def site_environment(folder: Path) -> dict[str, str]:
@@ -119,7 +120,7 @@ def site_environment(folder: Path) -> dict[str, str]:
 
 def run_checked(what: str, args: list[str], env: dict[str, str]) -> str:
     """Run a Python command from the project root; on failure, raise with the end of its output."""
-    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
     return done.stdout
@@ -152,9 +153,23 @@ def start_gunicorn(folder: Path, env: dict[str, str], port: int) -> subprocess.P
     # No control socket: its default path is per user, shared with any other gunicorn running on the machine.
     with open(folder / "gunicorn.log", "ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "mynextmovie_site.wsgi", "--workers", str(WORKERS),
-             "--bind", f"127.0.0.1:{port}", "--error-logfile", str(folder / "gunicorn.log"), "--no-control-socket"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "mynextmovie_site.wsgi",
+                "--workers",
+                str(WORKERS),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--error-logfile",
+                str(folder / "gunicorn.log"),
+                "--no-control-socket",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -191,14 +206,19 @@ def warm_up(base: str, pages: dict[str, tuple[str, str | None]], per_worker: int
     # Concurrent requests, so both sync workers load the model and fill their caches before being measured.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2 * WORKERS) as pool:
         for path, cookie in pages.values():
-            list(pool.map(lambda _: get(base + path, cookie), range(per_worker * WORKERS)))
+            list(pool.map(lambda _, path=path, cookie=cookie: get(base + path, cookie), range(per_worker * WORKERS)))
 
 
 def load(url: str, cookie: str | None, script: Path, connections: int, duration: float) -> dict:
     """One closed-loop wrk run; requests/second, latency percentiles in ms, errors."""
     args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script)]
-    done = subprocess.run([*args, *(["-H", f"Cookie: {cookie}"] if cookie else []), url],
-                          capture_output=True, text=True, timeout=duration + 60)
+    done = subprocess.run(
+        [*args, *(["-H", f"Cookie: {cookie}"] if cookie else []), url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=False,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("WRK_JSON ")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
@@ -207,7 +227,10 @@ def load(url: str, cookie: str | None, script: Path, connections: int, duration:
     return {
         "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
         **{f"p{q}_ms": round(raw[f"p{q}_us"] / 1000, 2) for q in (50, 95, 99)},
-        "requests": raw["requests"], "errors": sum(kinds.values()), "error_kinds": kinds, "non_2xx": raw["non_2xx"],
+        "requests": raw["requests"],
+        "errors": sum(kinds.values()),
+        "error_kinds": kinds,
+        "non_2xx": raw["non_2xx"],
     }
 
 
@@ -271,8 +294,13 @@ def run(*, data: Path, workdir: Path, epochs: int | None, connections: int, dura
     finally:
         stop(server)
     return {
-        "pages": results, **memory, "workers": WORKERS, "connections": connections, "duration_s": duration,
-        "setup_seconds": round(setup_seconds, 1), "genre": site["genre"],
+        "pages": results,
+        **memory,
+        "workers": WORKERS,
+        "connections": connections,
+        "duration_s": duration,
+        "setup_seconds": round(setup_seconds, 1),
+        "genre": site["genre"],
         "recommendations_user": {"username": site["username"], "ratings": site["ratings"]},
     }
 
@@ -290,8 +318,14 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="http_load_"))
     log = functools.partial(print, file=sys.stderr)  # stdout carries only the JSON
     try:
-        results = run(data=args.data, workdir=workdir, epochs=args.epochs, connections=args.connections,
-                      duration=args.duration, log=log)
+        results = run(
+            data=args.data,
+            workdir=workdir,
+            epochs=args.epochs,
+            connections=args.connections,
+            duration=args.duration,
+            log=log,
+        )
     finally:
         if args.workdir is None and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

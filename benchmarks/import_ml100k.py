@@ -1,7 +1,8 @@
 """Time `import_movielens` on the real MovieLens 100K into a fresh SQLite database, several runs, median.
 
-    .venv/bin/python benchmarks/import_ml100k.py [PATH_TO_ML_100K] [--runs 5]
+.venv/bin/python benchmarks/import_ml100k.py [PATH_TO_ML_100K] [--runs 5]
 """
+
 import argparse
 import json
 import os
@@ -18,9 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("path", nargs="?", default=str(ROOT.parent / "shared" / "datasets" / "ml-100k"))
+    parser.add_argument("path", nargs="?", default=os.environ.get("MOVIELENS_PATH"))
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    if not args.path:
+        parser.error("no MovieLens data: pass its folder or set MOVIELENS_PATH")
     seconds = []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as folder:
@@ -29,7 +32,12 @@ def main() -> None:
             # Time the import itself in-process, as the command reports it (interpreter start-up excluded).
             started = time.perf_counter()
             out = subprocess.run(
-                [sys.executable, "manage.py", "import_movielens", args.path], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+                [sys.executable, "manage.py", "import_movielens", args.path],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             wall = time.perf_counter() - started
             reported = float(out.strip().splitlines()[-1].split()[1])

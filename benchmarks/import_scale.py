@@ -10,6 +10,7 @@ constraints and deferred foreign keys, and into a bare table with none. That is 
 into PostgreSQL; the importer also reads and validates the CSV, maps ids, creates users, movies and tags, and
 refreshes the movie statistics.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.measure import django_env, manage, postgres_database, postgres_drop, run_measured  # noqa: E402
+from benchmarks.measure import django_env, manage, postgres_database, postgres_drop, run_measured
 
 COPY_BLOCK = 1 << 20
 
@@ -43,13 +44,20 @@ def run(*, data: Path, backend: str, workdir: Path, name: str, keep: bool = Fals
     run_measured(manage("migrate", "--noinput", "-v", "0"), env=env)
     log(f"  importing {data} into {backend} ...")
     measured = run_measured(manage("import_movielens", str(data), "-v", "0"), env=env)
-    result = {"backend": backend, "dataset": data.name, "command_seconds": round(measured.seconds, 2),
-              "peak_rss_mb": round(measured.peak_rss_mb, 1), **_import_figures(backend, url)}
+    result = {
+        "backend": backend,
+        "dataset": data.name,
+        "command_seconds": round(measured.seconds, 2),
+        "peak_rss_mb": round(measured.peak_rss_mb, 1),
+        **_import_figures(backend, url),
+    }
     result["ratings_per_second"] = round(result["ratings"] / measured.seconds)
     log(f"  {backend}: {result['ratings']:,} ratings in {measured}")
     if backend == "postgresql":
         result["copy_reference"] = copy_reference(url, workdir, log=log)
-        result["seconds_vs_copy_same_table"] = round(measured.seconds / result["copy_reference"]["same_table_seconds"], 2)
+        result["seconds_vs_copy_same_table"] = round(
+            measured.seconds / result["copy_reference"]["same_table_seconds"], 2
+        )
     if not keep:
         if backend == "sqlite":
             for leftover in workdir.glob(f"{name}.sqlite3*"):
@@ -82,28 +90,41 @@ def copy_reference(url: str, workdir: Path, log=print) -> dict:
 
     dump = workdir / "ratings.pgcopy"
     with psycopg.connect(url) as connection:
-        with connection.cursor() as cursor, open(dump, "wb") as out:
-            with cursor.copy("COPY (SELECT user_id, movie_id, score, rated_at FROM movies_rating) TO STDOUT (FORMAT BINARY)") as copy:
-                for block in copy:
-                    out.write(block)
+        with (
+            connection.cursor() as cursor,
+            open(dump, "wb") as out,
+            cursor.copy(
+                "COPY (SELECT user_id, movie_id, score, rated_at FROM movies_rating) TO STDOUT (FORMAT BINARY)"
+            ) as copy,
+        ):
+            out.writelines(copy)
         # The same table as Django made it: primary key, unique (user, movie), the secondary indexes, the check
         # constraint, and the two deferred foreign keys (LIKE copies all but the foreign keys).
         connection.execute("CREATE TABLE bench_copy_same (LIKE movies_rating INCLUDING ALL)")
-        for number, (definition,) in enumerate(connection.execute(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'movies_rating'::regclass AND contype = 'f'"
-        ).fetchall()):
+        for number, (definition,) in enumerate(
+            connection.execute(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'movies_rating'::regclass AND contype = 'f'"
+            ).fetchall()
+        ):
             connection.execute(f"ALTER TABLE bench_copy_same ADD CONSTRAINT bench_copy_fk_{number} {definition}")
-        connection.execute("CREATE TABLE bench_copy_bare (user_id bigint, movie_id bigint, score double precision, rated_at timestamptz)")
+        connection.execute(
+            "CREATE TABLE bench_copy_bare (user_id bigint, movie_id bigint, score double precision, rated_at timestamptz)"
+        )
         connection.commit()
     figures = {}
     try:
         for key, table in (("same_table_seconds", "bench_copy_same"), ("bare_table_seconds", "bench_copy_bare")):
             with psycopg.connect(url) as connection:
                 started = time.perf_counter()
-                with connection.cursor() as cursor, open(dump, "rb") as source:
-                    with cursor.copy(f"COPY {table} (user_id, movie_id, score, rated_at) FROM STDIN (FORMAT BINARY)") as copy:
-                        while block := source.read(COPY_BLOCK):
-                            copy.write(block)
+                with (
+                    connection.cursor() as cursor,
+                    open(dump, "rb") as source,
+                    cursor.copy(
+                        f"COPY {table} (user_id, movie_id, score, rated_at) FROM STDIN (FORMAT BINARY)"
+                    ) as copy,
+                ):
+                    while block := source.read(COPY_BLOCK):
+                        copy.write(block)
                 connection.commit()  # deferred foreign-key checks run here
                 figures[key] = round(time.perf_counter() - started, 2)
             log(f"  COPY into {table}: {figures[key]} s")
@@ -124,8 +145,14 @@ def main(argv: list[str] | None = None) -> None:
     if not args.data.exists():
         parser.error(f"{args.data} does not exist")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mnm-import-"))
-    result = run(data=args.data, backend=args.backend, workdir=workdir, name=args.keep or "import", keep=bool(args.keep),
-                 log=lambda message: print(message, file=sys.stderr))
+    result = run(
+        data=args.data,
+        backend=args.backend,
+        workdir=workdir,
+        name=args.keep or "import",
+        keep=bool(args.keep),
+        log=lambda message: print(message, file=sys.stderr),
+    )
     print(json.dumps(result, indent=2))
 
 

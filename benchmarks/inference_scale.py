@@ -7,6 +7,7 @@ path where the default switches it on: up to 20,000 movies) with random weights 
 not depend on the values): top 10 for a user with 100 ratings, after warm-up, p50/p95/p99 over `--calls` calls,
 each call a different user. Also the serving weights' size, what each web process holds in memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.measure import percentiles_ms  # noqa: E402
-from benchmarks.ml.latency import random_weights  # noqa: E402
-from recommender.ml.inference import VAERecommender  # noqa: E402
+from benchmarks.measure import percentiles_ms
+from benchmarks.ml.latency import random_weights
+from recommender.ml.inference import VAERecommender
 
 DEFAULT_SIZES = (1_682, 10_000, 59_047)  # ML-100K, a mid-size catalogue, ML-25M's rated movies
 # The default preset's item_item_max_items, written out: importing the preset would load TensorFlow, which web
@@ -35,7 +36,13 @@ def latency(n_movies: int, *, calls: int, ratings_per_user: int = 100, seed: int
     recommender = VAERecommender(weights)
     rng = np.random.default_rng(seed)
     users = [
-        {int(m): float(s) for m, s in zip(rng.choice(n_movies, min(ratings_per_user, n_movies), replace=False), rng.choice(np.arange(1, 11) / 2, ratings_per_user))}
+        {
+            int(m): float(s)
+            for m, s in zip(
+                rng.choice(n_movies, min(ratings_per_user, n_movies), replace=False),
+                rng.choice(np.arange(1, 11) / 2, ratings_per_user),
+            )
+        }
         for _ in range(50)
     ]
     for ratings in users[:10]:
@@ -46,8 +53,13 @@ def latency(n_movies: int, *, calls: int, ratings_per_user: int = 100, seed: int
         recommender.recommend(users[call % len(users)], n=10)
         timings.append((time.perf_counter() - started) * 1000)
     weight_mb = sum(v.nbytes for v in weights.values() if isinstance(v, np.ndarray)) / 2**20
-    return {"movies": n_movies, "movie_to_movie_path": with_path, "calls": calls, **percentiles_ms(timings),
-            "weights_mb": round(weight_mb, 1)}
+    return {
+        "movies": n_movies,
+        "movie_to_movie_path": with_path,
+        "calls": calls,
+        **percentiles_ms(timings),
+        "weights_mb": round(weight_mb, 1),
+    }
 
 
 def run(*, sizes=DEFAULT_SIZES, calls: int = 300, log=print) -> dict:

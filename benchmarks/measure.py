@@ -1,14 +1,16 @@
 """Shared measuring tools of the benchmarks: a command's wall time and peak memory, percentiles, the machine."""
+
 from __future__ import annotations
 
-import os
 import json
+import os
 import platform
 import secrets
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-ML100K = Path(os.environ.get("MOVIELENS_PATH", ROOT.parent / "shared" / "datasets" / "ml-100k"))
+ML100K = Path(os.environ.get("MOVIELENS_PATH", "MOVIELENS_PATH-is-not-set"))  # set by ./dev, or by hand
 
 
 @dataclass
@@ -53,12 +55,22 @@ def run_measured(command: list[str], *, env: dict[str, str] | None = None, timeo
         report = Path(scratch) / "rusage.json"
         started = time.perf_counter()
         try:
-            completed = subprocess.run([PYTHON, "-c", _GO_BETWEEN, str(report), *command], cwd=ROOT, env=env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+            completed = subprocess.run(
+                [PYTHON, "-c", _GO_BETWEEN, str(report), *command],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired as error:
             raise CommandFailed(f"{' '.join(command)} ran past {timeout} s") from error
         seconds = time.perf_counter() - started
-        usage = json.loads(report.read_text()) if report.exists() else {"peak_rss_kb": 0, "exit_code": completed.returncode}
+        usage = (
+            json.loads(report.read_text()) if report.exists() else {"peak_rss_kb": 0, "exit_code": completed.returncode}
+        )
     if usage["exit_code"] != 0:
         raise CommandFailed(f"{' '.join(command)} exited with {usage['exit_code']}:\n{completed.stdout[-3000:]}")
     return Measured(seconds=seconds, peak_rss_mb=usage["peak_rss_kb"] / 1024, output=completed.stdout)
@@ -81,19 +93,31 @@ def machine() -> dict[str, object]:
     except OSError:
         pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1), "python": platform.python_version(),
-        "system": platform.system(), "gpu": None,  # no kernel string: results are committed
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_gib, 1),
+        "python": platform.python_version(),
+        "system": platform.system(),
+        "gpu": None,  # no kernel string: results are committed
     }
 
 
 def django_env(*, database_url: str, workdir: Path, **extra: str) -> dict[str, str]:
     """The environment of a measured Django command: the site's own settings (files on disk, as in service) on the
     given database, and nothing inherited that points elsewhere (a .env's database, a broker)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DJANGO_", "CELERY_", "REDIS_", "RETRAIN_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "DJANGO_", "CELERY_", "REDIS_", "RETRAIN_"))
+    }
     env.update(
-        PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2", DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.local",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(64), DATABASE_URL=database_url,
-        DJANGO_MEDIA_ROOT=str(workdir / "media"), DJANGO_STATIC_ROOT=str(workdir / "static"),
+        PYTHONUNBUFFERED="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.local",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
+        DATABASE_URL=database_url,
+        DJANGO_MEDIA_ROOT=str(workdir / "media"),
+        DJANGO_STATIC_ROOT=str(workdir / "static"),
     )
     env.update(extra)
     return env
@@ -121,3 +145,51 @@ def postgres_drop(name: str) -> None:
 
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ------------------------------------------------------------------------------------------- local services
+# Shared by the benchmarks and the real-service tests (tests/background).
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+class ServiceStartError(RuntimeError):
+    pass
+
+
+@contextmanager
+def private_redis_server(start_seconds: float = 10):
+    """A redis-server of our own on a free port (no persistence), stopped afterwards; yields its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + start_seconds
+        while not redis_answers(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise ServiceStartError(f"the private redis-server on port {port} did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)

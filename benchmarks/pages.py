@@ -6,6 +6,7 @@ Builds a fresh SQLite database in a temporary folder, imports ML-100K, trains an
 then times Django's full request handling (middleware, views, templates, database) with the test client:
 the guest home page, a genre page, and the recommendations page of a user with 100 ratings. Medians and p95.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--data", default=os.environ.get("MOVIELENS_PATH", str(ROOT.parent / "shared" / "datasets" / "ml-100k")))
+    parser.add_argument("--data", default=os.environ.get("MOVIELENS_PATH"))
     args = parser.parse_args()
+    if not args.data:
+        parser.error("no MovieLens data: pass its folder or set MOVIELENS_PATH")
     folder = tempfile.mkdtemp()
-    os.environ.update(DATABASE_URL=f"sqlite:///{folder}/db.sqlite3", DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.test",
-                      DJANGO_ALLOWED_HOSTS="testserver")
+    os.environ.update(
+        DATABASE_URL=f"sqlite:///{folder}/db.sqlite3",
+        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.test",
+        DJANGO_ALLOWED_HOSTS="testserver",
+    )
     import django
 
     django.setup()
@@ -48,13 +54,25 @@ def main() -> None:
 
     model_version_activate(version=model_version_train(config=vae.preset("default", max_epochs=args.epochs)))
     user = get_user_model().objects.filter(movielens_id__isnull=False).order_by("pk")[0]
-    user_with_100 = next(u for u in get_user_model().objects.filter(movielens_id__isnull=False) if Rating.objects.filter(user=u).count() >= 100)
+    user_with_100 = next(
+        u
+        for u in get_user_model().objects.filter(movielens_id__isnull=False)
+        if Rating.objects.filter(user=u).count() >= 100
+    )
     drama = Genre.objects.get(name="Drama")
 
     guest, member = Client(), Client()
     member.force_login(user_with_100)
-    pages = {"guest home": (guest, "/"), "guest genre page": (guest, f"/top/?genre={drama.pk}"), "recommendations (100 ratings)": (member, "/")}
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}", "pages": {}}
+    pages = {
+        "guest home": (guest, "/"),
+        "guest genre page": (guest, f"/top/?genre={drama.pk}"),
+        "recommendations (100 ratings)": (member, "/"),
+    }
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "pages": {},
+    }
     if os.environ.get("PROFILE_PAGE"):
         import cProfile
         import pstats
@@ -69,7 +87,12 @@ def main() -> None:
         for _ in range(10):
             assert client.get(url).status_code == 200  # warm-up: model load, template caches
         queries = []
-        with connection.execute_wrapper(lambda execute, sql, params, many, context: queries.append(sql) or execute(sql, params, many, context)):
+
+        def record(execute, sql, params, many, context, queries=queries):
+            queries.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(record):
             client.get(url)
         timings = []
         for _ in range(args.requests):
@@ -78,8 +101,10 @@ def main() -> None:
             timings.append((time.perf_counter() - started) * 1000)
         timings.sort()
         results["pages"][name] = {
-            "p50_ms": round(statistics.median(timings), 2), "p95_ms": round(timings[int(0.95 * len(timings)) - 1], 2),
-            "queries": len(queries), "requests": args.requests,
+            "p50_ms": round(statistics.median(timings), 2),
+            "p95_ms": round(timings[int(0.95 * len(timings)) - 1], 2),
+            "queries": len(queries),
+            "requests": args.requests,
         }
     del user
     print(json.dumps(results, indent=2))

@@ -16,6 +16,7 @@ Writes `scale.json` (merged: a stage run alone replaces only its own figures) an
 the date, the machine and the command. PostgreSQL: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 `--quick` runs everything at a tiny size in a minute or two, as the smoke test does.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import import_scale, inference_scale, synthetic_movielens, training_scale  # noqa: E402
-from benchmarks.measure import ML100K, PYTHON, ROOT, machine, postgres_drop  # noqa: E402
-from benchmarks.report import render_markdown  # noqa: E402
+from benchmarks import import_scale, inference_scale, synthetic_movielens, training_scale
+from benchmarks.measure import ML100K, PYTHON, ROOT, machine, postgres_drop
+from benchmarks.report import render_markdown
 
 STAGES = ("import", "training", "inference", "http", "celery")
 DEFAULT_SIZES = ("1m", "10m", "25m")
@@ -61,7 +62,12 @@ def stage_import(datasets: dict[str, Path], sqlite_sizes: set[str], workdir: Pat
             log(f"Import {name} into {backend}")
             # PostgreSQL databases stay for the training stage.
             results[f"{name}/{backend}"] = import_scale.run(
-                data=folder, backend=backend, workdir=workdir / "import", name=name.replace("-", "_"), keep=backend == "postgresql", log=log
+                data=folder,
+                backend=backend,
+                workdir=workdir / "import",
+                name=name.replace("-", "_"),
+                keep=backend == "postgresql",
+                log=log,
             )
     return results
 
@@ -78,7 +84,9 @@ def stage_training(datasets: dict[str, Path], previous_import: dict, workdir: Pa
             continue
         epochs = 3 if name in small and not quick else 1
         log(f"Training {name} ({epochs} epoch(s))")
-        results[name] = training_scale.run(database_url=imported["database_url"], workdir=workdir / "training" / name, epochs=epochs, log=log)
+        results[name] = training_scale.run(
+            database_url=imported["database_url"], workdir=workdir / "training" / name, epochs=epochs, log=log
+        )
     return results
 
 
@@ -86,15 +94,29 @@ def stage_http(data: Path, workdir: Path, quick: bool, log) -> dict:
     from benchmarks import http_load
 
     log("HTTP: gunicorn (2 workers) under wrk")
-    return http_load.run(data=data, workdir=workdir / "http", epochs=1 if quick else None,
-                         connections=2 if quick else 8, duration=2 if quick else 15, log=log)
+    return http_load.run(
+        data=data,
+        workdir=workdir / "http",
+        epochs=1 if quick else None,
+        connections=2 if quick else 8,
+        duration=2 if quick else 15,
+        log=log,
+    )
 
 
 def stage_celery(data: Path, workdir: Path, quick: bool, log) -> dict:
     log("Celery: threshold-crossing rating -> new model serving")
     out = workdir / "celery.json"
-    command = [PYTHON, str(ROOT / "benchmarks" / "celery_retrain.py"), "--data", str(data), "--workdir", str(workdir / "celery"),
-               "--json", str(out)]
+    command = [
+        PYTHON,
+        str(ROOT / "benchmarks" / "celery_retrain.py"),
+        "--data",
+        str(data),
+        "--workdir",
+        str(workdir / "celery"),
+        "--json",
+        str(out),
+    ]
     if quick:
         command += ["--epochs", "1", "--threshold", "20"]
     subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -105,8 +127,11 @@ def run(*, stages, sizes, sqlite_sizes, quick: bool, output: Path, workdir: Path
     output.mkdir(parents=True, exist_ok=True)
     results_path = output / "scale.json"
     results = json.loads(results_path.read_text()) if results_path.exists() and not quick else {}
-    results.update(date=time.strftime("%Y-%m-%d %H:%M"), machine=machine(),
-                   command="make bench" if not quick else "benchmarks/run_all.py --quick")
+    results.update(
+        date=time.strftime("%Y-%m-%d %H:%M"),
+        machine=machine(),
+        command="make bench" if not quick else "benchmarks/run_all.py --quick",
+    )
     results.setdefault("stages", {})
 
     datasets: dict[str, Path] = {}
@@ -128,8 +153,12 @@ def run(*, stages, sizes, sqlite_sizes, quick: bool, output: Path, workdir: Path
         record("training", stage_training(datasets, results["stages"].get("import", {}), workdir, quick, log))
     if "inference" in stages:
         log("Inference in-process")
-        record("inference", inference_scale.run(sizes=(200, 1_000) if quick else inference_scale.DEFAULT_SIZES,
-                                                calls=20 if quick else 300, log=log))
+        record(
+            "inference",
+            inference_scale.run(
+                sizes=(200, 1_000) if quick else inference_scale.DEFAULT_SIZES, calls=20 if quick else 300, log=log
+            ),
+        )
     if "http" in stages:
         record("http", stage_http(small, workdir, quick, log))
     if "celery" in stages:
@@ -144,11 +173,17 @@ def run(*, stages, sizes, sqlite_sizes, quick: bool, output: Path, workdir: Path
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(STAGES), help=f"stages, comma-separated: {','.join(STAGES)}")
-    parser.add_argument("--sizes", default=",".join(DEFAULT_SIZES), help="synthetic sizes in ratings (default %(default)s)")
+    parser.add_argument(
+        "--sizes", default=",".join(DEFAULT_SIZES), help="synthetic sizes in ratings (default %(default)s)"
+    )
     parser.add_argument("--sqlite-sizes", help="sizes also imported into SQLite (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, short runs: checks that everything works")
-    parser.add_argument("--output", type=Path, help="where scale.json and scale.md go (default: benchmarks/results; "
-                        "with --quick, the scratch folder, so a smoke run never replaces the real figures)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where scale.json and scale.md go (default: benchmarks/results; "
+        "with --quick, the scratch folder, so a smoke run never replaces the real figures)",
+    )
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("BENCH_DATA", ROOT / "var" / "bench-data")))
     args = parser.parse_args(argv)
@@ -166,10 +201,20 @@ def main(argv: list[str] | None = None) -> None:
     sqlite_sizes = sizes if args.sqlite_sizes is None else [s for s in args.sqlite_sizes.split(",") if s]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mnm-bench-"))
     output = args.output or (workdir / "results" if args.quick else ROOT / "benchmarks" / "results")
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    log(f"Command: {shlex.join(['benchmarks/run_all.py', *(argv if argv is not None else sys.argv[1:])])}; scratch: {workdir}")
-    results = run(stages=stages, sizes=sizes, sqlite_sizes=sqlite_sizes, quick=args.quick, output=output,
-                  workdir=workdir, data_root=workdir / "data" if args.quick else args.data, log=log)
+    log = lambda message: print(message, file=sys.stderr, flush=True)
+    log(
+        f"Command: {shlex.join(['benchmarks/run_all.py', *(argv if argv is not None else sys.argv[1:])])}; scratch: {workdir}"
+    )
+    results = run(
+        stages=stages,
+        sizes=sizes,
+        sqlite_sizes=sqlite_sizes,
+        quick=args.quick,
+        output=output,
+        workdir=workdir,
+        data_root=workdir / "data" if args.quick else args.data,
+        log=log,
+    )
     log(f"Results: {output / 'scale.json'} and {output / 'scale.md'}")
     print(render_markdown(results))
 

@@ -20,6 +20,7 @@ without its content:
 - every movie has 1-3 of the 19 MovieLens genres (a few "(no genres listed)"), a year and a title, some with
   commas or quotes (CSV quoting); movie ids have gaps like the real ones; tags come at ML-25M's ratio (1 per 23).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,15 +35,71 @@ import pandas as pd
 
 ML25M_RATINGS, ML25M_USERS, ML25M_MOVIES = 25_000_095, 162_541, 59_047
 GENRES = (
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir",
-    "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 # ML-25M's share of each half star, 0.5 .. 5.0.
 STAR_SHARES = np.array([0.0157, 0.0319, 0.0160, 0.0664, 0.0503, 0.1956, 0.1305, 0.2659, 0.0848, 0.1429])
-WORDS = ("Night", "Love", "Dead", "Last", "Man", "City", "Story", "Dark", "Return", "Blue", "House", "War", "King",
-         "Secret", "Summer", "Girl", "Road", "Star", "Fire", "Time", "Game", "Heart", "Ghost", "River", "Dream")
-TAGS = ("funny", "atmospheric", "classic", "twist ending", "dark comedy", "based on a book", "visually appealing",
-        "sci-fi", "thought-provoking", "predictable", "great soundtrack", "slow", "must see", "overrated")
+WORDS = (
+    "Night",
+    "Love",
+    "Dead",
+    "Last",
+    "Man",
+    "City",
+    "Story",
+    "Dark",
+    "Return",
+    "Blue",
+    "House",
+    "War",
+    "King",
+    "Secret",
+    "Summer",
+    "Girl",
+    "Road",
+    "Star",
+    "Fire",
+    "Time",
+    "Game",
+    "Heart",
+    "Ghost",
+    "River",
+    "Dream",
+)
+TAGS = (
+    "funny",
+    "atmospheric",
+    "classic",
+    "twist ending",
+    "dark comedy",
+    "based on a book",
+    "visually appealing",
+    "sci-fi",
+    "thought-provoking",
+    "predictable",
+    "great soundtrack",
+    "slow",
+    "must see",
+    "overrated",
+)
 CHUNK_USERS = 20_000  # ratings.csv is written in blocks of users, so memory stays bounded
 
 
@@ -122,8 +179,16 @@ def star_quantiles() -> np.ndarray:
     return np.cumsum(STAR_SHARES)[:-1]
 
 
-def generate(folder: Path, *, n_ratings: int, seed: int = 0, n_users: int | None = None, n_movies: int | None = None,
-             tags: bool = True, log=print) -> dict:
+def generate(
+    folder: Path,
+    *,
+    n_ratings: int,
+    seed: int = 0,
+    n_users: int | None = None,
+    n_movies: int | None = None,
+    tags: bool = True,
+    log=print,
+) -> dict:
     """Write the dataset; returns its counts. Deterministic for a given seed and sizes."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -159,15 +224,22 @@ def generate(folder: Path, *, n_ratings: int, seed: int = 0, n_users: int | None
                 thresholds = np.quantile(latent, star_quantiles())
             stars = (np.searchsorted(thresholds, latent) + 1) / 2.0
             seconds = first_user_seconds[users_block] + rng.integers(0, 86_400 * 60, size=len(users_block))
-            frame = pd.DataFrame({"userId": users_block + 1, "movieId": movie_ids[movies_block], "rating": stars, "timestamp": seconds})
+            frame = pd.DataFrame(
+                {"userId": users_block + 1, "movieId": movie_ids[movies_block], "rating": stars, "timestamp": seconds}
+            )
             frame.to_csv(out, header=False, index=False, float_format="%.1f", lineterminator="\n")
             written += len(frame)
             log(f"  ratings.csv: {written:,} / {n_ratings:,} rows")
 
     n_tags = _write_tags(folder, rng, n_users, movie_ids, popularity, n_ratings // 23 if tags else 0)
     summary = {
-        "ratings": written, "users": n_users, "movies": n_movies, "tags": n_tags, "seed": seed,
-        "star_shares": STAR_SHARES.tolist(), "seconds": round(time.perf_counter() - started, 1),
+        "ratings": written,
+        "users": n_users,
+        "movies": n_movies,
+        "tags": n_tags,
+        "seed": seed,
+        "star_shares": STAR_SHARES.tolist(),
+        "seconds": round(time.perf_counter() - started, 1),
     }
     (folder / "synthetic.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -175,8 +247,10 @@ def generate(folder: Path, *, n_ratings: int, seed: int = 0, n_users: int | None
 
 def _write_movies(folder: Path, rng: np.random.Generator, movie_ids: np.ndarray, years: np.ndarray) -> None:
     n_genres = rng.choice([0, 1, 2, 3], size=len(movie_ids), p=[0.01, 0.39, 0.35, 0.25])
-    with open(folder / "movies.csv", "w", newline="", encoding="utf-8") as movies, \
-            open(folder / "links.csv", "w", newline="") as links:
+    with (
+        open(folder / "movies.csv", "w", newline="", encoding="utf-8") as movies,
+        open(folder / "links.csv", "w", newline="") as links,
+    ):
         movie_writer, link_writer = csv.writer(movies, lineterminator="\n"), csv.writer(links, lineterminator="\n")
         movie_writer.writerow(["movieId", "title", "genres"])
         link_writer.writerow(["movieId", "imdbId", "tmdbId"])
@@ -192,13 +266,20 @@ def _write_movies(folder: Path, rng: np.random.Generator, movie_ids: np.ndarray,
             link_writer.writerow([movie_id, f"{100000 + movie_id * 7:07d}", movie_id * 3 if index % 50 else ""])
 
 
-def _write_tags(folder: Path, rng: np.random.Generator, n_users: int, movie_ids: np.ndarray, popularity: np.ndarray,
-                n_tags: int) -> int:
+def _write_tags(
+    folder: Path, rng: np.random.Generator, n_users: int, movie_ids: np.ndarray, popularity: np.ndarray, n_tags: int
+) -> int:
     users = rng.integers(1, n_users + 1, size=n_tags)
     movies = movie_ids[rng.choice(len(movie_ids), size=n_tags, p=popularity)]
     texts = np.asarray(TAGS)[rng.integers(0, len(TAGS), size=n_tags)]
-    frame = pd.DataFrame({"userId": users, "movieId": movies, "tag": texts,
-                          "timestamp": rng.integers(1_135_429_210, 1_574_316_696, size=n_tags)})
+    frame = pd.DataFrame(
+        {
+            "userId": users,
+            "movieId": movies,
+            "tag": texts,
+            "timestamp": rng.integers(1_135_429_210, 1_574_316_696, size=n_tags),
+        }
+    )
     frame = frame.drop_duplicates(["userId", "movieId", "tag"]).sort_values(["userId", "movieId"])
     frame.to_csv(folder / "tags.csv", index=False, lineterminator="\n")
     return len(frame)
@@ -221,8 +302,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-tags", action="store_true")
     args = parser.parse_args(argv)
     try:
-        summary = generate(args.folder, n_ratings=args.ratings, seed=args.seed, n_users=args.users, n_movies=args.movies,
-                           tags=not args.no_tags, log=lambda message: print(message, file=sys.stderr))
+        summary = generate(
+            args.folder,
+            n_ratings=args.ratings,
+            seed=args.seed,
+            n_users=args.users,
+            n_movies=args.movies,
+            tags=not args.no_tags,
+            log=lambda message: print(message, file=sys.stderr),
+        )
     except ValueError as error:
         parser.error(str(error))
     print(json.dumps(summary, indent=2))

@@ -7,6 +7,7 @@ into a sparse matrix, train the default preset for `--epochs` epochs and as many
 validation users, store the artifacts. Reports the snapshot time, seconds per epoch (training, validation loss and
 the NDCG@100 early-stopping pass), the time of everything after training, and the process's peak memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.measure import PYTHON, django_env, run_measured  # noqa: E402
+from benchmarks.measure import PYTHON, django_env, run_measured
 
 RESULT_PREFIX = "TRAINING-RESULT "
 
@@ -78,16 +79,22 @@ def _child(epochs: int) -> None:
     history = version.history
     epoch_seconds = history.get("epoch_seconds", [])
     rating_seconds = history.get("rating_epoch_seconds", [])
-    sizes = {name: os.path.getsize(Path(os.environ["DJANGO_MEDIA_ROOT"]) / version.artifact_path / name)
-             for name in version.artifact_sha256}
+    sizes = {
+        name: os.path.getsize(Path(os.environ["DJANGO_MEDIA_ROOT"]) / version.artifact_path / name)
+        for name in version.artifact_sha256
+    }
     result = {
-        **version.data_stats, **timings,
-        "epochs": len(epoch_seconds), "rating_epochs": len(rating_seconds),
+        **version.data_stats,
+        **timings,
+        "epochs": len(epoch_seconds),
+        "rating_epochs": len(rating_seconds),
         "seconds_per_epoch": round(statistics.median(epoch_seconds), 1) if epoch_seconds else None,
         "seconds_per_rating_epoch": round(statistics.median(rating_seconds), 1) if rating_seconds else None,
         "movie_to_movie_path": config.resolved_item_item(version.data_stats["movies"]),
         "training_seconds": round(total, 1),
-        "other_seconds": round(total - timings.get("snapshot_seconds", 0) - sum(epoch_seconds) - sum(rating_seconds), 1),
+        "other_seconds": round(
+            total - timings.get("snapshot_seconds", 0) - sum(epoch_seconds) - sum(rating_seconds), 1
+        ),
         "validation": {k: round(v, 4) for k, v in version.metrics.items() if k in ("ndcg@100", "precision@5", "rmse")},
         "artifact_mb": {name: round(size / 2**20, 1) for name, size in sizes.items()},
     }
@@ -106,8 +113,17 @@ def main(argv: list[str] | None = None) -> None:
     if not args.database_url:
         parser.error("give the URL of a database that holds ratings (e.g. one kept by import_scale.py --keep)")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mnm-training-"))
-    print(json.dumps(run(database_url=args.database_url, workdir=workdir, epochs=args.epochs,
-                         log=lambda message: print(message, file=sys.stderr)), indent=2))
+    print(
+        json.dumps(
+            run(
+                database_url=args.database_url,
+                workdir=workdir,
+                epochs=args.epochs,
+                log=lambda message: print(message, file=sys.stderr),
+            ),
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

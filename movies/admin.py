@@ -72,7 +72,14 @@ class TagAdmin(admin.ModelAdmin):
 @admin.register(ImportRun)
 class ImportRunAdmin(admin.ModelAdmin):
     list_display = (
-        "release", "finished_at", "movies_created", "movies_updated", "users_created", "ratings_created", "ratings_updated", "tags_created",
+        "release",
+        "finished_at",
+        "movies_created",
+        "movies_updated",
+        "users_created",
+        "ratings_created",
+        "ratings_updated",
+        "tags_created",
     )
 
     def has_add_permission(self, request) -> bool:

@@ -1,4 +1,5 @@
 """Fetching official MovieLens archives from GroupLens, checked against the checksum GroupLens publishes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -57,6 +58,8 @@ def download_release(name: str, folder: Path, *, log: Callable[[str], None] | No
     actual = _md5_of(partial)
     if actual != expected:
         partial.unlink(missing_ok=True)
-        raise DownloadError(f"checksum mismatch for {name}.zip: expected MD5 {expected}, got {actual}; the download was discarded")
+        raise DownloadError(
+            f"checksum mismatch for {name}.zip: expected MD5 {expected}, got {actual}; the download was discarded"
+        )
     partial.replace(archive)
     return archive

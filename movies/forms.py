@@ -7,7 +7,9 @@ from .services import RatingError, parse_score
 class RatingForm(forms.Form):
     """One rating: which movie and how many stars (0.5 to 5 in half steps)."""
 
-    movie = forms.ModelChoiceField(queryset=Movie.objects.all(), error_messages={"invalid_choice": "There is no such movie in the catalogue."})
+    movie = forms.ModelChoiceField(
+        queryset=Movie.objects.all(), error_messages={"invalid_choice": "There is no such movie in the catalogue."}
+    )
     score = forms.CharField(label="Your rating", error_messages={"required": "Choose a rating from 0.5 to 5 stars."})
 
     def clean_score(self) -> float:
@@ -18,14 +20,19 @@ class RatingForm(forms.Form):
 
 
 class MovieChoiceForm(forms.Form):
-    movie = forms.ModelChoiceField(queryset=Movie.objects.all(), error_messages={"invalid_choice": "There is no such movie in the catalogue."})
+    movie = forms.ModelChoiceField(
+        queryset=Movie.objects.all(), error_messages={"invalid_choice": "There is no such movie in the catalogue."}
+    )
 
 
 class CatalogueFilterForm(forms.Form):
     q = forms.CharField(label="Title", required=False, max_length=200)
-    genre = forms.ModelChoiceField(label="Genre", queryset=Genre.objects.order_by("name"), required=False, empty_label="All genres")
+    genre = forms.ModelChoiceField(
+        label="Genre", queryset=Genre.objects.order_by("name"), required=False, empty_label="All genres"
+    )
     year = forms.IntegerField(label="Year", required=False, min_value=1870, max_value=2100)
     sort = forms.ChoiceField(
-        label="Sort by", required=False,
+        label="Sort by",
+        required=False,
         choices=[("popular", "Most rated"), ("best", "Best rated"), ("newest", "Newest"), ("title", "Title")],
     )

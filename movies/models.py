@@ -83,7 +83,9 @@ class Rating(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=("user", "movie"), name="rating_one_per_user_and_movie"),
-            models.CheckConstraint(condition=models.Q(score__in=RATING_SCORES), name="rating_score_half_stars_0_5_to_5"),
+            models.CheckConstraint(
+                condition=models.Q(score__in=RATING_SCORES), name="rating_score_half_stars_0_5_to_5"
+            ),
         ]
         indexes = [models.Index(fields=("rated_at",), name="rating_rated_at_idx")]
 
@@ -133,7 +135,9 @@ class ImportRun(models.Model):
 class WatchlistItem(models.Model):
     """A movie the user wants to watch: kept out of recommendations until rated or removed."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watchlist", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watchlist", db_index=False
+    )
     movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="+")
     added_at = models.DateTimeField(auto_now_add=True)
 
@@ -145,7 +149,9 @@ class WatchlistItem(models.Model):
 class NotInterested(models.Model):
     """A movie the user asked never to be recommended again."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="not_interested", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="not_interested", db_index=False
+    )
     movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="+")
     added_at = models.DateTimeField(auto_now_add=True)
 

@@ -15,5 +15,4 @@ urlpatterns = [
     path("me/ratings/", views.my_ratings, name="my_ratings"),
     path("me/ratings/about/", views.about_my_ratings, name="about_my_ratings"),
     path("me/watchlist/", views.my_watchlist, name="watchlist"),
-    path("me/history/", views.recommendation_history, name="history"),
 ]

@@ -1,8 +1,11 @@
-"""Site pages: guest and personal home, catalogue, movie pages, ratings, watchlist, history.
+"""Site pages: guest home, onboarding, catalogue, movie pages, ratings, watchlist.
 
 Every write is a POST with CSRF, works without JavaScript (POST, redirect, GET) and, with htmx, updates the
 page in place. API-style callers (Accept: application/json) get JSON with a 4xx status and a clear message.
+The personal home page and the movie page's "Similar movies" come from the recommender through movies.pages;
+movies imports nothing from it.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlencode
@@ -16,23 +19,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from recommender.models import RecommendationLog
-from recommender.recommendations import SOURCE_POPULAR, personal_recommendations, popular_movies, similar_movies
-
-from . import selectors, services
+from . import pages, selectors, services
 from .forms import CatalogueFilterForm, MovieChoiceForm, RatingForm
 from .models import Movie
-
-PAGE_STEP = 4  # the design report shows four movies; "show more" adds four at a time
-MAX_SHOWN = 48
-ONBOARDING_TARGET = 5  # ratings a newcomer gives before personal recommendations (as MovieLens does)
-
-
-def _shown_count(request: HttpRequest) -> int:
-    try:
-        return max(PAGE_STEP, min(int(request.GET.get("show", PAGE_STEP)), MAX_SHOWN))
-    except ValueError:
-        return PAGE_STEP
+from .pages import ONBOARDING_TARGET, PAGE_STEP, shown_count
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -47,10 +37,15 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
     return fallback
 
 
-def _done(request: HttpRequest, *, ok: bool, message: str, fallback: str, status: int = 400, payload: dict | None = None) -> HttpResponse:
+def _done(
+    request: HttpRequest, *, ok: bool, message: str, fallback: str, status: int = 400, payload: dict | None = None
+) -> HttpResponse:
     """One way to answer every write: JSON for API-style callers, else a message and a redirect back."""
     if _wants_json(request):
-        return JsonResponse({"ok": True, "message": message, **(payload or {})} if ok else {"ok": False, "error": message}, status=200 if ok else status)
+        return JsonResponse(
+            {"ok": True, "message": message, **(payload or {})} if ok else {"ok": False, "error": message},
+            status=200 if ok else status,
+        )
     (messages.success if ok else messages.error)(request, message)
     return redirect(_safe_next(request, fallback), permanent=False)
 
@@ -63,7 +58,9 @@ def _login_required_for_writes(view):
             if _wants_json(request):
                 return JsonResponse({"ok": False, "error": "Log in to rate movies and keep lists."}, status=401)
             messages.info(request, "Log in (or sign up) to rate movies and get personal recommendations.")
-            return redirect(f"{reverse('accounts:login')}?{urlencode({'next': _safe_next(request, reverse('movies:home'))})}")
+            return redirect(
+                f"{reverse('accounts:login')}?{urlencode({'next': _safe_next(request, reverse('movies:home'))})}"
+            )
         return view(request, *args, **kwargs)
 
     wrapped.__name__ = view.__name__
@@ -75,8 +72,14 @@ def _login_required_for_writes(view):
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    """Guests get the top-rated page; members first rate a few movies, then get their personal home page."""
     if request.user.is_authenticated:
-        return _personal_home(request)
+        rated_count = request.user.ratings.count()
+        if rated_count < ONBOARDING_TARGET:
+            return _onboarding(request, rated_count)
+        personal_home = pages.personal_home()
+        if personal_home is not None:
+            return personal_home(request, rated_count=rated_count)
     return top_rated(request)
 
 
@@ -89,28 +92,35 @@ def top_rated(request: HttpRequest) -> HttpResponse:
         genre = next((g for g in genres if str(g.pk) == request.GET["genre"]), None)
         if genre is None:
             messages.error(request, "There is no such genre; showing all genres.")
-    shown = _shown_count(request)
-    movies = list(popular_movies(limit=shown + 1, genre_id=genre.pk if genre else None))
-    return render(request, "movies/top_rated.html", {
-        "genres": genres, "genre": genre, "movies": movies[:shown], "has_more": len(movies) > shown, "next_show": shown + PAGE_STEP,
-        "scores": selectors.user_scores(user=request.user, movie_ids=[m.pk for m in movies]),
-    })
+    shown = shown_count(request)
+    movies = list(selectors.popular_movies(limit=shown + 1, genre_id=genre.pk if genre else None))
+    return render(
+        request,
+        "movies/top_rated.html",
+        {
+            "genres": genres,
+            "genre": genre,
+            "movies": movies[:shown],
+            "has_more": len(movies) > shown,
+            "next_show": shown + PAGE_STEP,
+            "scores": selectors.user_scores(user=request.user, movie_ids=[m.pk for m in movies]),
+        },
+    )
 
 
-def _personal_home(request: HttpRequest) -> HttpResponse:
-    rated_count = request.user.ratings.count()
-    if rated_count < ONBOARDING_TARGET:
-        candidates = selectors.onboarding_movies(user=request.user, limit=12)
-        return render(request, "movies/onboarding.html", {
-            "movies": candidates, "rated_count": rated_count, "target": ONBOARDING_TARGET, "remaining": ONBOARDING_TARGET - rated_count,
+def _onboarding(request: HttpRequest, rated_count: int) -> HttpResponse:
+    candidates = selectors.onboarding_movies(user=request.user, limit=12)
+    return render(
+        request,
+        "movies/onboarding.html",
+        {
+            "movies": candidates,
+            "rated_count": rated_count,
+            "target": ONBOARDING_TARGET,
+            "remaining": ONBOARDING_TARGET - rated_count,
             "scores": {},
-        })
-    shown = _shown_count(request)
-    recommended = personal_recommendations(user=request.user, limit=shown)
-    return render(request, "movies/recommendations.html", {
-        "recommendations": recommended, "next_show": shown + PAGE_STEP, "has_more": len(recommended) == shown and shown < MAX_SHOWN,
-        "from_popular": bool(recommended) and recommended[0].source == SOURCE_POPULAR, "rated_count": rated_count,
-    })
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------- catalogue
@@ -121,16 +131,24 @@ def catalogue(request: HttpRequest) -> HttpResponse:
     form = CatalogueFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     movies = selectors.movie_search(
-        query=filters.get("q") or "", genre_id=filters["genre"].pk if filters.get("genre") else None,
-        year=filters.get("year"), sort=filters.get("sort") or "popular",
+        query=filters.get("q") or "",
+        genre_id=filters["genre"].pk if filters.get("genre") else None,
+        year=filters.get("year"),
+        sort=filters.get("sort") or "popular",
     )
     page = Paginator(movies, 24).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "movies/catalogue.html", {
-        "form": form, "page": page, "query_string": query.urlencode(),
-        "scores": selectors.user_scores(user=request.user, movie_ids=[m.pk for m in page]),
-    })
+    return render(
+        request,
+        "movies/catalogue.html",
+        {
+            "form": form,
+            "page": page,
+            "query_string": query.urlencode(),
+            "scores": selectors.user_scores(user=request.user, movie_ids=[m.pk for m in page]),
+        },
+    )
 
 
 @require_GET
@@ -139,11 +157,19 @@ def movie_detail(request: HttpRequest, pk: int) -> HttpResponse:
     distribution = selectors.rating_distribution(movie=movie)
     own = selectors.user_rating_of(user=request.user, movie=movie)
     on_watchlist = request.user.is_authenticated and request.user.watchlist.filter(movie=movie).exists()
-    return render(request, "movies/movie_detail.html", {
-        "movie": movie, "distribution": distribution, "most_common": max((n for _, n in distribution), default=0),
-        "own_rating": own, "on_watchlist": on_watchlist, "similar": similar_movies(movie=movie, limit=8),
-        "scores": {movie.pk: own.score} if own else {},
-    })
+    return render(
+        request,
+        "movies/movie_detail.html",
+        {
+            "movie": movie,
+            "distribution": distribution,
+            "most_common": max((n for _, n in distribution), default=0),
+            "own_rating": own,
+            "on_watchlist": on_watchlist,
+            "sections": pages.movie_sections(request, movie),
+            "scores": {movie.pk: own.score} if own else {},
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------- writes
@@ -159,7 +185,10 @@ def rate(request: HttpRequest) -> HttpResponse:
     movie, score = form.cleaned_data["movie"], form.cleaned_data["score"]
     services.rating_set(user=request.user, movie=movie, score=score)
     return _done(
-        request, ok=True, message=f"You rated {movie} {score:g} star{'' if score == 1 else 's'}.", fallback=reverse("movies:home"),
+        request,
+        ok=True,
+        message=f"You rated {movie} {score:g} star{'' if score == 1 else 's'}.",
+        fallback=reverse("movies:home"),
         payload={"movie": movie.pk, "score": score},
     )
 
@@ -169,11 +198,17 @@ def rate(request: HttpRequest) -> HttpResponse:
 def rating_delete(request: HttpRequest) -> HttpResponse:
     form = MovieChoiceForm(request.POST)
     if not form.is_valid():
-        return _done(request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:my_ratings"))
+        return _done(
+            request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:my_ratings")
+        )
     movie = form.cleaned_data["movie"]
     if not services.rating_delete(user=request.user, movie=movie):
-        return _done(request, ok=False, message=f"You had not rated {movie}.", fallback=reverse("movies:my_ratings"), status=404)
-    return _done(request, ok=True, message=f"Your rating of {movie} was removed.", fallback=reverse("movies:my_ratings"))
+        return _done(
+            request, ok=False, message=f"You had not rated {movie}.", fallback=reverse("movies:my_ratings"), status=404
+        )
+    return _done(
+        request, ok=True, message=f"Your rating of {movie} was removed.", fallback=reverse("movies:my_ratings")
+    )
 
 
 def _movie_list_action(add, remove, added: str, removed: str):
@@ -182,7 +217,9 @@ def _movie_list_action(add, remove, added: str, removed: str):
     def view(request: HttpRequest) -> HttpResponse:
         form = MovieChoiceForm(request.POST)
         if not form.is_valid():
-            return _done(request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:home"))
+            return _done(
+                request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:home")
+            )
         movie = form.cleaned_data["movie"]
         try:
             if request.POST.get("action") == "remove":
@@ -202,8 +239,10 @@ watchlist_toggle = _movie_list_action(
     services.watchlist_add, services.watchlist_remove, "{movie} is on your watchlist.", "{movie} left your watchlist."
 )
 not_interested_toggle = _movie_list_action(
-    services.not_interested_add, services.not_interested_remove,
-    "{movie} will not be recommended to you again.", "{movie} can be recommended to you again.",
+    services.not_interested_add,
+    services.not_interested_remove,
+    "{movie} will not be recommended to you again.",
+    "{movie} can be recommended to you again.",
 )
 
 
@@ -220,20 +259,12 @@ def my_ratings(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def about_my_ratings(request: HttpRequest) -> HttpResponse:
-    return render(request, "movies/about_my_ratings.html", {"summary": selectors.user_rating_summary(user=request.user)})
+    return render(
+        request, "movies/about_my_ratings.html", {"summary": selectors.user_rating_summary(user=request.user)}
+    )
 
 
 @login_required
 @require_GET
 def my_watchlist(request: HttpRequest) -> HttpResponse:
     return render(request, "movies/watchlist.html", {"items": selectors.watchlist(user=request.user)})
-
-
-@login_required
-@require_GET
-def recommendation_history(request: HttpRequest) -> HttpResponse:
-    entries = RecommendationLog.objects.filter(user=request.user).select_related("movie", "model_version")
-    page = Paginator(entries, 30).get_page(request.GET.get("page"))
-    return render(request, "movies/history.html", {"page": page, "scores": selectors.user_scores(user=request.user, movie_ids=[e.movie_id for e in page])})
-
-

@@ -1,4 +1,5 @@
 """The Celery app (`celery -A mynextmovie_site worker|beat`): settings come from Django's, prefixed CELERY_."""
+
 import os
 
 from celery import Celery

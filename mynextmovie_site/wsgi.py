@@ -1,14 +1,9 @@
 """WSGI entry point (gunicorn mynextmovie_site.wsgi)."""
-import os
 
-# One BLAS thread per web process, set before NumPy loads: a recommendation is a few small matrix products and the
-# server already runs a worker per core, so OpenBLAS's own thread pool only oversubscribes the cores (2-3x slower
-# pages under load, benchmarks/RESULTS.md). Training processes keep their threads.
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+from mynextmovie_site.web_process import prepare_web_process
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402
+prepare_web_process()  # before Django, and with it NumPy, loads
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mynextmovie_site.settings.production")
+from django.core.wsgi import get_wsgi_application
 
 application = get_wsgi_application()

@@ -40,14 +40,25 @@ def _retrain_now(modeladmin, request) -> None:
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "status", "preset", "created_at", "training_time", "users_movies_ratings", "key_metrics", "activated_at")
+    list_display = (
+        "__str__",
+        "status",
+        "preset",
+        "created_at",
+        "training_time",
+        "users_movies_ratings",
+        "key_metrics",
+        "activated_at",
+    )
     list_filter = ("status", "preset", "activation_decision")
     actions = ("activate", "retrain_now")
     readonly_fields = [f.name for f in ModelVersion._meta.fields] + ["loss_plot"]
     change_list_template = "admin/recommender/modelversion/change_list.html"
 
     def get_urls(self):
-        retrain = path("retrain/", self.admin_site.admin_view(self.retrain_view), name="recommender_modelversion_retrain")
+        retrain = path(
+            "retrain/", self.admin_site.admin_view(self.retrain_view), name="recommender_modelversion_retrain"
+        )
         return [retrain, *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
@@ -77,17 +88,26 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="validation")
     def key_metrics(self, version: ModelVersion) -> str:
-        shown = [f"{name} {version.metrics[name]:.3f}" for name in ("precision@5", "ndcg@100", "flip@10", "rmse") if name in version.metrics]
+        shown = [
+            f"{name} {version.metrics[name]:.3f}"
+            for name in ("precision@5", "ndcg@100", "flip@10", "rmse")
+            if name in version.metrics
+        ]
         return ", ".join(shown) or "-"
 
     @admin.display(description="loss curve")
     def loss_plot(self, version: ModelVersion) -> str:
         # Inlined from storage, so it shows whatever storage backend holds the artifacts.
         try:
-            png = artifact_read(folder=version.artifact_path, name=LOSS_PLOT, expected_sha256=version.artifact_sha256.get(LOSS_PLOT))
+            png = artifact_read(
+                folder=version.artifact_path, name=LOSS_PLOT, expected_sha256=version.artifact_sha256.get(LOSS_PLOT)
+            )
         except ArtifactError as error:
             return str(error) if version.artifact_path else "-"
-        return format_html('<img src="data:image/png;base64,{}" alt="training and validation loss per epoch" style="max-width:700px">', base64.b64encode(png).decode())
+        return format_html(
+            '<img src="data:image/png;base64,{}" alt="training and validation loss per epoch" style="max-width:700px">',
+            base64.b64encode(png).decode(),
+        )
 
     @admin.action(description="Activate the selected version (put it in service)")
     def activate(self, request, queryset):
@@ -110,16 +130,35 @@ def progress_html(job: TrainingJob, *, refresh_url: str = "") -> str:
     attributes = format_html(' hx-get="{}" hx-trigger="every 2s" hx-swap="outerHTML"', refresh_url) if polling else ""
     if progress.get("epoch"):
         bar = format_html('<progress max="{}" value="{}"></progress> ', progress["max_epochs"], progress["epoch"])
-        text = progress["summary"] + ("" if job.status == TrainingJob.Status.RUNNING else f" ({job.get_status_display().lower()})")
+        text = progress["summary"] + (
+            "" if job.status == TrainingJob.Status.RUNNING else f" ({job.get_status_display().lower()})"
+        )
     else:
         bar = ""
-        text = {TrainingJob.Status.QUEUED: "waiting for a worker", TrainingJob.Status.RUNNING: "reading the ratings"}.get(job.status, "-")
-    return format_html('<div class="training-progress" id="training-progress-{}"{}>{}{}</div>', job.pk, attributes, bar, text)
+        text = {
+            TrainingJob.Status.QUEUED: "waiting for a worker",
+            TrainingJob.Status.RUNNING: "reading the ratings",
+        }.get(job.status, "-")
+    return format_html(
+        '<div class="training-progress" id="training-progress-{}"{}>{}{}</div>', job.pk, attributes, bar, text
+    )
 
 
 @admin.register(TrainingJob)
 class TrainingJobAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "status", "reason", "new_ratings", "requested_at", "started_at", "finished_at", "worker", "model_version", "progress_line", "error")
+    list_display = (
+        "__str__",
+        "status",
+        "reason",
+        "new_ratings",
+        "requested_at",
+        "started_at",
+        "finished_at",
+        "worker",
+        "model_version",
+        "progress_line",
+        "error",
+    )
     list_filter = ("status", "reason")
     readonly_fields = ("live_progress", *(f.name for f in TrainingJob._meta.fields if f.name != "progress"))
 
@@ -127,7 +166,11 @@ class TrainingJobAdmin(admin.ModelAdmin):
         js = ("vendor/htmx-2.0.11.min.js",)  # the progress block refreshes itself
 
     def get_urls(self):
-        progress = path("<int:job_id>/progress/", self.admin_site.admin_view(self.progress_view), name="recommender_trainingjob_progress")
+        progress = path(
+            "<int:job_id>/progress/",
+            self.admin_site.admin_view(self.progress_view),
+            name="recommender_trainingjob_progress",
+        )
         return [progress, *super().get_urls()]
 
     def progress_view(self, request, job_id: int):
@@ -148,4 +191,6 @@ class TrainingJobAdmin(admin.ModelAdmin):
         return (job.progress or {}).get("summary", "-")
 
     def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {**(extra_context or {}), "title": f"Training jobs. {training_state()}"})
+        return super().changelist_view(
+            request, {**(extra_context or {}), "title": f"Training jobs. {training_state()}"}
+        )

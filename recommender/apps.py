@@ -7,12 +7,15 @@ class RecommenderConfig(AppConfig):
     verbose_name = "Recommender"
 
     def ready(self) -> None:
+        # Imported here, once the models are loaded. movies imports nothing from recommender: it announces rating
+        # changes by a signal and leaves room on its pages (movies.pages), which recommender fills.
+        from movies import pages
         from movies.signals import ratings_changed
 
-        ratings_changed.connect(_retrain_when_due, dispatch_uid="recommender.retrain_when_due")
+        from . import tasks  # noqa: F401  registers the Celery tasks, which services publishes by name
+        from .receivers import retrain_when_due
+        from .views import personal_home, similar_movies_section
 
-
-def _retrain_when_due(sender, **kwargs) -> None:
-    from .services import training_trigger_after_rating  # models are loaded by now
-
-    training_trigger_after_rating()
+        ratings_changed.connect(retrain_when_due, dispatch_uid="recommender.retrain_when_due")
+        pages.personal_home_register(personal_home)
+        pages.movie_section_register("similar_movies", similar_movies_section)

@@ -1,5 +1,6 @@
 """A model version's files, kept in Django's default storage (local disk now, S3-compatible storage by
 configuration) and checked against the SHA-256 recorded when they were written."""
+
 from __future__ import annotations
 
 import hashlib

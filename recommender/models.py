@@ -15,7 +15,9 @@ class ModelVersion(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING, db_index=True)
     preset = models.CharField(max_length=64, default="default")
     hyperparameters = models.JSONField(default=dict)
-    data_stats = models.JSONField(default=dict, help_text="users, movies, ratings, newest rating in the training snapshot")
+    data_stats = models.JSONField(
+        default=dict, help_text="users, movies, ratings, newest rating in the training snapshot"
+    )
     metrics = models.JSONField(default=dict, help_text="validation metrics")
     history = models.JSONField(default=dict, help_text="loss per epoch")
     # Folder in Django's default storage that holds the version's files, and each file's SHA-256.
@@ -27,15 +29,21 @@ class ModelVersion(models.Model):
     training_finished_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     # Background trainings decide whether the new version goes into service; the decision is kept either way.
-    activation_decision = models.CharField(max_length=16, blank=True, help_text="activated or rejected (background training)")
-    activation_details = models.JSONField(default=dict, help_text="held-out metric of this and the active model, margin, reason")
+    activation_decision = models.CharField(
+        max_length=16, blank=True, help_text="activated or rejected (background training)"
+    )
+    activation_details = models.JSONField(
+        default=dict, help_text="held-out metric of this and the active model, margin, reason"
+    )
 
     class Meta:
         ordering = ("-created_at",)
         get_latest_by = "created_at"
         constraints = [
             # The database guarantees there is never more than one active model.
-            models.UniqueConstraint(fields=("status",), condition=Q(status="active"), name="model_version_single_active"),
+            models.UniqueConstraint(
+                fields=("status",), condition=Q(status="active"), name="model_version_single_active"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -54,7 +62,9 @@ class ModelVersion(models.Model):
 class RecommendationLog(models.Model):
     """A movie recommended to a registered user, and when: their recommendation history."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recommendation_log", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recommendation_log", db_index=False
+    )
     movie = models.ForeignKey("movies.Movie", on_delete=models.CASCADE, related_name="+")
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=16)  # "model" or "popular"

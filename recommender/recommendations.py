@@ -3,8 +3,10 @@
 Each process loads the active model once, shares it across threads, and every few seconds makes one cheap
 indexed query to learn whether another version became active; a swap replaces one reference, so requests
 in flight finish on the model they started with. With no usable model, popular movies are served and
-marked as such.
+marked as such. Reads only, apart from taking a broken active version out of service (versions.py); what the
+user was shown is recorded by history.py, on the page's request (a POST), never here.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,22 +19,23 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db.models import F, FloatField, QuerySet, Sum
-from django.db.models.functions import Cast
 
 from movies.models import Movie, Rating
+from movies.pages import PAGE_STEP
+from movies.selectors import excluded_from_recommendations, popular_movies
 
 from . import artifacts
 from .ml.inference import VAERecommender
 from .models import ModelVersion
 from .selectors import model_version_active_id
+from .versions import model_version_retire_broken
 
 logger = logging.getLogger(__name__)
 
 SOURCE_MODEL = "model"
 SOURCE_POPULAR = "popular"
 LIKED_STARS = 4.0  # "Because you rated X highly" only ever names a movie rated this or more
-SHOWN_PAGE_SIZE = 4  # cards per "Show more" step: movies.views.PAGE_STEP
+SHOWN_PAGE_SIZE = PAGE_STEP  # cards per "Show more" step
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,14 @@ class MovieRecommendation:
 def load_model_version(version: ModelVersion) -> LoadedModel:
     """Read a version's serving files from storage, verifying their checksums."""
     weights = artifacts.artifact_read(
-        folder=version.artifact_path, name=artifacts.SERVING_WEIGHTS, expected_sha256=version.artifact_sha256.get(artifacts.SERVING_WEIGHTS)
+        folder=version.artifact_path,
+        name=artifacts.SERVING_WEIGHTS,
+        expected_sha256=version.artifact_sha256.get(artifacts.SERVING_WEIGHTS),
     )
     index = artifacts.artifact_read(
-        folder=version.artifact_path, name=artifacts.MOVIE_INDEX, expected_sha256=version.artifact_sha256.get(artifacts.MOVIE_INDEX)
+        folder=version.artifact_path,
+        name=artifacts.MOVIE_INDEX,
+        expected_sha256=version.artifact_sha256.get(artifacts.MOVIE_INDEX),
     )
     with np.load(io.BytesIO(weights), allow_pickle=False) as archive:
         recommender = VAERecommender({name: archive[name] for name in archive.files})
@@ -101,8 +108,6 @@ class ModelRegistry:
         except artifacts.ArtifactBroken as error:
             # Its files are gone or corrupt: reading again will not help. Take it out of service (it is marked
             # failed, with the reason, for the admin) and serve the last good version instead.
-            from .services import model_version_retire_broken
-
             restored = model_version_retire_broken(version_id=active_id, reason=str(error))
             self._failed_version_id = active_id
             if restored is not None and restored.pk != active_id:
@@ -111,8 +116,12 @@ class ModelRegistry:
             # Perhaps passing (storage unreachable): keep serving what we had (or popular movies) and do not retry
             # the same version on every check.
             self._failed_version_id = active_id
-            logger.error("Cannot load model version %s, keeping %s: %s", active_id,
-                         f"version {self._loaded.version_id}" if self._loaded else "popular movies", error)
+            logger.error(
+                "Cannot load model version %s, keeping %s: %s",
+                active_id,
+                f"version {self._loaded.version_id}" if self._loaded else "popular movies",
+                error,
+            )
 
     def reset(self) -> None:
         with self._lock:
@@ -123,28 +132,6 @@ registry = ModelRegistry(check_seconds=settings.RECOMMENDER_VERSION_CHECK_SECOND
 
 
 # ------------------------------------------------------------------------------------------- popular movies
-
-
-def popular_movies(*, limit: int = 10, exclude_movie_ids: Sequence[int] = (), genre_id: int | None = None) -> QuerySet[Movie]:
-    """Top movies by damped (Bayesian) average: a movie with a few 5-star ratings does not win.
-
-    score = (n * mean + m * C) / (n + m), with C the mean of all ratings and m = RECOMMENDER_POPULAR_DAMPING;
-    movies with fewer than RECOMMENDER_POPULAR_MIN_RATINGS ratings are left out.
-    """
-    totals = Movie.objects.aggregate(
-        ratings=Sum("rating_count"), stars=Sum(F("rating_mean") * F("rating_count"), output_field=FloatField())
-    )
-    global_mean = (totals["stars"] or 0.0) / totals["ratings"] if totals["ratings"] else 3.5
-    damping = float(settings.RECOMMENDER_POPULAR_DAMPING)
-    movies = Movie.objects.filter(rating_count__gte=settings.RECOMMENDER_POPULAR_MIN_RATINGS)
-    if genre_id is not None:
-        movies = movies.filter(genres=genre_id)
-    return (
-        movies.exclude(pk__in=list(exclude_movie_ids))
-        .annotate(damped_mean=(F("rating_mean") * F("rating_count") + damping * global_mean) / (Cast("rating_count", FloatField()) + damping))
-        .order_by("-damped_mean", "-rating_count", "pk")
-        .prefetch_related("genres")[:limit]
-    )
 
 
 def _popular_recommendations(limit: int, exclude: Sequence[int]) -> list[MovieRecommendation]:
@@ -175,7 +162,9 @@ def recommendations_for_ratings(
     picked = [c for c in candidates if c.item not in excluded_columns][:limit]
     liked = [column for column, score in known.items() if score >= LIKED_STARS]
     reasons = _because(recommender, [c.item for c in picked], liked)
-    wanted = [int(loaded.movie_ids[c.item]) for c in picked] + [int(loaded.movie_ids[col]) for col in set(reasons.values())]
+    wanted = [int(loaded.movie_ids[c.item]) for c in picked] + [
+        int(loaded.movie_ids[col]) for col in set(reasons.values())
+    ]
     movies = Movie.objects.prefetch_related("genres").in_bulk(wanted)
     results = []
     for candidate in picked:
@@ -183,10 +172,15 @@ def recommendations_for_ratings(
         if movie is None:  # deleted since training
             continue
         reason = reasons.get(candidate.item)
-        results.append(MovieRecommendation(
-            movie=movie, score=candidate.score, predicted_rating=candidate.predicted_rating, source=SOURCE_MODEL,
-            because=movies.get(int(loaded.movie_ids[reason])) if reason is not None else None,
-        ))
+        results.append(
+            MovieRecommendation(
+                movie=movie,
+                score=candidate.score,
+                predicted_rating=candidate.predicted_rating,
+                source=SOURCE_MODEL,
+                because=movies.get(int(loaded.movie_ids[reason])) if reason is not None else None,
+            )
+        )
     return results
 
 
@@ -226,7 +220,9 @@ def _because_by_table(neighbours: np.ndarray, scores: np.ndarray, items: list[in
     return best
 
 
-def recommendations_for_user(*, user, limit: int = 10, exclude_movie_ids: Sequence[int] = ()) -> list[MovieRecommendation]:
+def recommendations_for_user(
+    *, user, limit: int = 10, exclude_movie_ids: Sequence[int] = ()
+) -> list[MovieRecommendation]:
     """The user's current ratings folded in at request time, so a new rating changes the list at once."""
     ratings = dict(Rating.objects.filter(user=user).values_list("movie_id", "score"))
     return recommendations_for_ratings(ratings=ratings, limit=limit, exclude_movie_ids=exclude_movie_ids)
@@ -251,21 +247,15 @@ def _in_pages_by_predicted_stars(recommended: list[MovieRecommendation], page_si
     """
     ordered: list[MovieRecommendation] = []
     for start in range(0, len(recommended), page_size):
-        page = recommended[start:start + page_size]
+        page = recommended[start : start + page_size]
         ordered += sorted(page, key=lambda r: -r.predicted_rating if r.predicted_rating is not None else 0.0)
     return ordered
 
 
 def personal_recommendations(*, user, limit: int = 4) -> list[MovieRecommendation]:
-    """What the recommendations page shows: rated, watchlisted and "not interested" movies left out, the
-    cards of each page in the order of their predicted stars, and the shown movies added to the user's
-    recommendation history."""
-    from movies.selectors import excluded_from_recommendations
-
-    from .services import recommendation_log_record
-
-    recommended = recommendations_for_user(user=user, limit=limit, exclude_movie_ids=list(excluded_from_recommendations(user=user)))
-    recommended = _in_pages_by_predicted_stars(recommended, SHOWN_PAGE_SIZE)
-    loaded = registry.current()
-    recommendation_log_record(user=user, recommendations=recommended, version_id=loaded.version_id if loaded else None)
-    return recommended
+    """What the recommendations page shows: rated, watchlisted and "not interested" movies left out, and the
+    cards of each page in the order of their predicted stars. Records nothing (see history.py)."""
+    recommended = recommendations_for_user(
+        user=user, limit=limit, exclude_movie_ids=list(excluded_from_recommendations(user=user))
+    )
+    return _in_pages_by_predicted_stars(recommended, SHOWN_PAGE_SIZE)

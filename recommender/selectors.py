@@ -1,4 +1,5 @@
 """Reads for the recommender: the training snapshot of the rating matrix, model versions, background training state."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,10 +10,11 @@ import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max, QuerySet
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from movies import pgcopy
 from movies.models import Rating
 
 from .models import ModelVersion, TrainingJob, TrainingLock
@@ -53,14 +55,18 @@ def rating_snapshot() -> RatingSnapshot:
         users, movies, scores = _rating_arrays_by_query(newest)
     user_ids, rows_index = np.unique(users, return_inverse=True)
     movie_ids, columns_index = np.unique(movies, return_inverse=True)
-    matrix = sp.csr_matrix((scores, (rows_index, columns_index)), shape=(len(user_ids), len(movie_ids)), dtype=np.float32)
+    matrix = sp.csr_matrix(
+        (scores, (rows_index, columns_index)), shape=(len(user_ids), len(movie_ids)), dtype=np.float32
+    )
     matrix.sort_indices()
     return RatingSnapshot(matrix=matrix, user_ids=user_ids, movie_ids=movie_ids, newest_rated_at=newest)
 
 
 def _rating_arrays_by_query(newest: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = (
-        Rating.objects.filter(rated_at__lte=newest).order_by().values_list("user_id", "movie_id", "score")
+        Rating.objects.filter(rated_at__lte=newest)
+        .order_by()
+        .values_list("user_id", "movie_id", "score")
         .iterator(chunk_size=_STREAM_CHUNK)
     )
     users_parts, movies_parts, scores_parts = [], [], []
@@ -69,16 +75,15 @@ def _rating_arrays_by_query(newest: datetime) -> tuple[np.ndarray, np.ndarray, n
         users_parts.append(np.array(users, dtype=np.int64))
         movies_parts.append(np.array(movies, dtype=np.int64))
         scores_parts.append(np.array(scores, dtype=np.float32))
-    return _concatenated(users_parts, np.int64), _concatenated(movies_parts, np.int64), _concatenated(scores_parts, np.float32)
+    return (
+        _concatenated(users_parts, np.int64),
+        _concatenated(movies_parts, np.int64),
+        _concatenated(scores_parts, np.float32),
+    )
 
 
-# COPY's binary format for (user_id bigint, movie_id bigint, score double precision): a field count, then each
-# field's length and big-endian value; none can be NULL, so every row is 38 bytes.
-_COPY_HEADER_BYTES = 19
-_COPY_ROW = np.dtype([
-    ("fields", ">i2"), ("user_len", ">i4"), ("user_id", ">i8"), ("movie_len", ">i4"), ("movie_id", ">i8"),
-    ("score_len", ">i4"), ("score", ">f8"),
-])
+# The snapshot's columns in PostgreSQL's binary COPY (movies/pgcopy.py knows the format); none can be NULL.
+_SNAPSHOT_ROWS = pgcopy.RowLayout((("user_id", "bigint"), ("movie_id", "bigint"), ("score", "double precision")))
 
 
 def _rating_arrays_by_copy(newest: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,41 +93,19 @@ def _rating_arrays_by_copy(newest: datetime) -> tuple[np.ndarray, np.ndarray, np
     Python objects.
     """
     users_parts, movies_parts, scores_parts = [], [], []
-    pending = bytearray()
-
-    def decode() -> None:  # every complete row in `pending`
-        n_rows = len(pending) // _COPY_ROW.itemsize
-        if n_rows == 0:
-            return
-        rows = np.frombuffer(bytes(pending[: n_rows * _COPY_ROW.itemsize]), dtype=_COPY_ROW)
-        if not ((rows["fields"] == 3).all() and (rows["user_len"] == 8).all() and (rows["movie_len"] == 8).all()
-                and (rows["score_len"] == 8).all()):
-            raise ValueError("unexpected row layout in PostgreSQL's binary COPY of the ratings")
-        users_parts.append(rows["user_id"].astype(np.int64))
-        movies_parts.append(rows["movie_id"].astype(np.int64))
-        scores_parts.append(rows["score"].astype(np.float32))
-        del pending[: n_rows * _COPY_ROW.itemsize]
-
-    query = (
-        f"COPY (SELECT user_id, movie_id, score FROM {Rating._meta.db_table} WHERE rated_at <= %s) "
-        "TO STDOUT (FORMAT BINARY)"
+    names = ", ".join(_SNAPSHOT_ROWS.names)
+    query = f"COPY (SELECT {names} FROM {Rating._meta.db_table} WHERE rated_at <= %s) TO STDOUT (FORMAT BINARY)"
+    # psycopg's own cursor under Django's wrapper
+    with connection.cursor() as cursor, cursor.cursor.copy(query, [newest]) as copy:
+        for columns in pgcopy.decode(_SNAPSHOT_ROWS, copy, batch_rows=_STREAM_CHUNK * 10):
+            users_parts.append(columns["user_id"])
+            movies_parts.append(columns["movie_id"])
+            scores_parts.append(columns["score"].astype(np.float32))
+    return (
+        _concatenated(users_parts, np.int64),
+        _concatenated(movies_parts, np.int64),
+        _concatenated(scores_parts, np.float32),
     )
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(query, [newest]) as copy:  # psycopg's own cursor under Django's wrapper
-            header_read = False
-            for block in copy:
-                pending.extend(block)
-                if not header_read and len(pending) >= _COPY_HEADER_BYTES:
-                    del pending[:_COPY_HEADER_BYTES]
-                    header_read = True
-                if len(pending) >= _STREAM_CHUNK * 10 * _COPY_ROW.itemsize:
-                    decode()
-    if len(pending) % _COPY_ROW.itemsize == 2 and pending[-2:] == b"\xff\xff":  # the trailer: a field count of -1
-        del pending[-2:]
-    decode()
-    if pending:
-        raise ValueError(f"{len(pending)} stray bytes at the end of PostgreSQL's binary COPY of the ratings")
-    return _concatenated(users_parts, np.int64), _concatenated(movies_parts, np.int64), _concatenated(scores_parts, np.float32)
 
 
 def _concatenated(parts: list[np.ndarray], dtype) -> np.ndarray:
@@ -138,10 +121,6 @@ def model_version_active_id() -> int | None:
     return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("pk", flat=True).first()
 
 
-def model_version_list() -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.order_by("-created_at")
-
-
 TRAINING_LOCK = "training"
 
 
@@ -152,7 +131,9 @@ def training_lock_held() -> TrainingLock | None:
 
 def training_job_queued() -> TrainingJob | None:
     """The queued job, unless it waited so long that its message must be lost (e.g. a broker flushed meanwhile)."""
-    return TrainingJob.objects.filter(status=TrainingJob.Status.QUEUED, requested_at__gt=training_job_stale_before()).first()
+    return TrainingJob.objects.filter(
+        status=TrainingJob.Status.QUEUED, requested_at__gt=training_job_stale_before()
+    ).first()
 
 
 def training_job_stale_before():
@@ -174,7 +155,11 @@ def training_pause() -> TrainingPause | None:
     now = timezone.now()
     pauses = []
     # Failed trainings are paced by the backoff instead: a killed worker's training is retried without this wait.
-    last_started = TrainingJob.objects.filter(status=TrainingJob.Status.SUCCEEDED, started_at__isnull=False).order_by("-started_at").first()
+    last_started = (
+        TrainingJob.objects.filter(status=TrainingJob.Status.SUCCEEDED, started_at__isnull=False)
+        .order_by("-started_at")
+        .first()
+    )
     if last_started and settings.RETRAIN_MIN_INTERVAL_SECONDS > 0:
         until = last_started.started_at + timedelta(seconds=settings.RETRAIN_MIN_INTERVAL_SECONDS)
         pauses.append(TrainingPause(until, f"the last training started at {last_started.started_at:%H:%M:%S}"))
@@ -211,9 +196,13 @@ def training_snapshot_newest_rated_at() -> datetime | None:
     """
     candidates = [
         model_version_active(),
-        ModelVersion.objects.filter(status__in=(ModelVersion.Status.READY, ModelVersion.Status.ACTIVE)).order_by("-created_at").first(),
+        ModelVersion.objects.filter(status__in=(ModelVersion.Status.READY, ModelVersion.Status.ACTIVE))
+        .order_by("-created_at")
+        .first(),
     ]
-    stamps = [parse_datetime(v.data_stats["newest_rated_at"]) for v in candidates if v and v.data_stats.get("newest_rated_at")]
+    stamps = [
+        parse_datetime(v.data_stats["newest_rated_at"]) for v in candidates if v and v.data_stats.get("newest_rated_at")
+    ]
     return max(stamps, default=None)
 
 
@@ -226,7 +215,3 @@ def ratings_since_snapshot_count(*, limit: int | None = None) -> int:
     if limit is not None:  # on a large database without a model, do not count millions of rows on every rating
         return ratings.values("pk")[:limit].count()
     return ratings.count()
-
-
-def training_job_list() -> QuerySet[TrainingJob]:
-    return TrainingJob.objects.select_related("model_version").order_by("-requested_at")

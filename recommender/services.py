@@ -1,5 +1,6 @@
 """Writes for the recommender: training a model version, storing its artifacts, activating it, and background
 retraining (the trigger after each rating, training jobs, the training lock, the activation decision)."""
+
 from __future__ import annotations
 
 import io
@@ -14,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
@@ -35,20 +37,23 @@ from .selectors import (
     training_lock_held,
     training_pause,
 )
+from .versions import TrainingError, model_version_activate
 
 logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict], None]
+TRAIN_MODEL_TASK = "recommender.train_model"  # tasks.model_version_train_task
 HYBRID_PART_SCORES = ("val_ndcg@100_vae_alone", "val_ndcg@100_item_item_alone", "item_item_l2", "item_item_scale")
 
 
-class TrainingError(Exception):
-    pass
-
-
 def model_version_train(
-    *, config=None, preset: str = "default", activate: bool = False, on_epoch_end: EpochCallback | None = None,
-    training_job: TrainingJob | None = None, compare_with_active: bool = False,
+    *,
+    config=None,
+    preset: str = "default",
+    activate: bool = False,
+    on_epoch_end: EpochCallback | None = None,
+    training_job: TrainingJob | None = None,
+    compare_with_active: bool = False,
 ) -> ModelVersion:
     """Train the VAE on a snapshot of every rating, store a new version with its artifacts and metrics.
 
@@ -61,7 +66,10 @@ def model_version_train(
 
     config = config or vae.preset(preset)
     version = ModelVersion.objects.create(
-        status=ModelVersion.Status.TRAINING, preset=preset, hyperparameters=config.to_dict(), training_started_at=timezone.now()
+        status=ModelVersion.Status.TRAINING,
+        preset=preset,
+        hyperparameters=config.to_dict(),
+        training_started_at=timezone.now(),
     )
     if training_job is not None:  # so a lost worker's version can be found and marked failed
         training_job.model_version = version
@@ -126,19 +134,34 @@ def _store_artifacts(version: ModelVersion, model, serving, snapshot: RatingSnap
     with tempfile.TemporaryDirectory() as scratch:
         keras_path = Path(scratch) / artifacts.KERAS_MODEL
         model.save(keras_path)
-        checksums[artifacts.KERAS_MODEL] = artifacts.artifact_write(folder=folder, name=artifacts.KERAS_MODEL, content=keras_path.read_bytes())
+        checksums[artifacts.KERAS_MODEL] = artifacts.artifact_write(
+            folder=folder, name=artifacts.KERAS_MODEL, content=keras_path.read_bytes()
+        )
     weights = io.BytesIO()
     serving.save(weights)
-    checksums[artifacts.SERVING_WEIGHTS] = artifacts.artifact_write(folder=folder, name=artifacts.SERVING_WEIGHTS, content=weights.getvalue())
+    checksums[artifacts.SERVING_WEIGHTS] = artifacts.artifact_write(
+        folder=folder, name=artifacts.SERVING_WEIGHTS, content=weights.getvalue()
+    )
     movie_index = json.dumps({"movie_ids": snapshot.movie_ids.tolist()}).encode()
-    checksums[artifacts.MOVIE_INDEX] = artifacts.artifact_write(folder=folder, name=artifacts.MOVIE_INDEX, content=movie_index)
-    checksums[artifacts.HISTORY] = artifacts.artifact_write(folder=folder, name=artifacts.HISTORY, content=json.dumps(version.history).encode())
-    checksums[artifacts.LOSS_PLOT] = artifacts.artifact_write(folder=folder, name=artifacts.LOSS_PLOT, content=loss_plot_png(version.history, title=f"VAE v{version.pk}"))
+    checksums[artifacts.MOVIE_INDEX] = artifacts.artifact_write(
+        folder=folder, name=artifacts.MOVIE_INDEX, content=movie_index
+    )
+    checksums[artifacts.HISTORY] = artifacts.artifact_write(
+        folder=folder, name=artifacts.HISTORY, content=json.dumps(version.history).encode()
+    )
+    checksums[artifacts.LOSS_PLOT] = artifacts.artifact_write(
+        folder=folder, name=artifacts.LOSS_PLOT, content=loss_plot_png(version.history, title=f"VAE v{version.pk}")
+    )
     metadata = {
-        "version": version.pk, "preset": version.preset, "hyperparameters": version.hyperparameters,
-        "data": version.data_stats, "metrics": version.metrics,
+        "version": version.pk,
+        "preset": version.preset,
+        "hyperparameters": version.hyperparameters,
+        "data": version.data_stats,
+        "metrics": version.metrics,
     }
-    checksums[artifacts.METADATA] = artifacts.artifact_write(folder=folder, name=artifacts.METADATA, content=json.dumps(metadata, indent=2).encode())
+    checksums[artifacts.METADATA] = artifacts.artifact_write(
+        folder=folder, name=artifacts.METADATA, content=json.dumps(metadata, indent=2).encode()
+    )
     return checksums
 
 
@@ -166,64 +189,19 @@ def loss_plot_png(history: dict[str, list[float]], *, title: str) -> bytes:
     return buffer.getvalue()
 
 
-@transaction.atomic
-def model_version_activate(*, version: ModelVersion) -> ModelVersion:
-    """Make `version` the one active model, atomically; the previous active one goes back to READY."""
-    locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
-    if locked.status == ModelVersion.Status.ACTIVE:
-        return locked
-    if locked.status != ModelVersion.Status.READY:
-        raise TrainingError(f"model version {locked.pk} is {locked.get_status_display().lower()}; only a ready version can be activated")
-    # Refuse to put a model with missing or corrupt files in service.
-    for name in (artifacts.SERVING_WEIGHTS, artifacts.MOVIE_INDEX):
-        try:
-            artifacts.artifact_read(folder=locked.artifact_path, name=name, expected_sha256=locked.artifact_sha256.get(name))
-        except artifacts.ArtifactError as error:
-            raise TrainingError(f"cannot activate model version {locked.pk}: {error}") from error
-    ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).update(status=ModelVersion.Status.READY)
-    locked.status = ModelVersion.Status.ACTIVE
-    locked.activated_at = timezone.now()
-    locked.save(update_fields=["status", "activated_at"])
-    logger.info("Model version %s is now active", locked.pk)
-    return locked
-
-
-@transaction.atomic
-def model_version_retire_broken(*, version_id: int, reason: str) -> ModelVersion | None:
-    """The active version's files are broken: mark it failed, saying why, and put the last good version back.
-
-    The last good version is the most recently activated ready one whose files pass their checksums. Returns the
-    version now active, or None (popular movies are served). When several web processes find the broken version
-    at once, the first one changes things and the others only read the result.
-    """
-    broken = ModelVersion.objects.select_for_update().filter(pk=version_id, status=ModelVersion.Status.ACTIVE).first()
-    if broken is None:
-        return model_version_active()
-    broken.status = ModelVersion.Status.FAILED
-    broken.error = f"taken out of service on {timezone.now():%Y-%m-%d %H:%M} UTC, its files cannot be loaded: {reason}"
-    broken.save(update_fields=["status", "error"])
-    logger.error("Model version %s taken out of service: %s", broken.pk, reason)
-    earlier = ModelVersion.objects.filter(status=ModelVersion.Status.READY, activated_at__isnull=False)
-    for candidate in earlier.order_by("-activated_at"):
-        try:
-            restored = model_version_activate(version=candidate)
-        except TrainingError as error:
-            logger.error("Cannot put model version %s back in service: %s", candidate.pk, error)
-            continue
-        logger.warning("Model version %s is back in service in place of broken version %s", restored.pk, broken.pk)
-        return restored
-    return None
-
-
 def model_version_activate_if_not_worse(*, version: ModelVersion) -> ModelVersion:
     """Put a freshly trained version in service unless the audit users say it is worse than the active one.
 
     The decision and its numbers are recorded on the version either way.
     """
-    accept, version.activation_details = activation_decide(details=version.activation_details, active=model_version_active())
+    accept, version.activation_details = activation_decide(
+        details=version.activation_details, active=model_version_active()
+    )
     version.activation_decision = "activated" if accept else "rejected"
     version.save(update_fields=["activation_decision", "activation_details"])
-    logger.info("Model version %s %s: %s", version.pk, version.activation_decision, version.activation_details["reason"])
+    logger.info(
+        "Model version %s %s: %s", version.pk, version.activation_decision, version.activation_details["reason"]
+    )
     return model_version_activate(version=version) if accept else version
 
 
@@ -235,7 +213,9 @@ def training_lock_acquire(*, holder: str, seconds: float) -> bool:
     now = timezone.now()
     expires_at = now + timedelta(seconds=seconds)
     # One conditional UPDATE: taken when expired (its holder died) or already ours.
-    taken = TrainingLock.objects.filter(name=TRAINING_LOCK, expires_at__lte=now).update(holder=holder, acquired_at=now, expires_at=expires_at)
+    taken = TrainingLock.objects.filter(name=TRAINING_LOCK, expires_at__lte=now).update(
+        holder=holder, acquired_at=now, expires_at=expires_at
+    )
     if taken or TrainingLock.objects.filter(name=TRAINING_LOCK, holder=holder).update(expires_at=expires_at):
         return True
     try:
@@ -288,7 +268,10 @@ def training_job_enqueue(*, reason: str, new_ratings: int | None = None) -> Trai
     # A queued job whose message was lost (its broker flushed), or a running one whose worker died (its lock
     # lapsed), would block every future trigger.
     TrainingJob.objects.filter(status=TrainingJob.Status.QUEUED, requested_at__lte=training_job_stale_before()).update(
-        status=TrainingJob.Status.FAILED, pending=None, error="never started: its message was lost", finished_at=timezone.now()
+        status=TrainingJob.Status.FAILED,
+        pending=None,
+        error="never started: its message was lost",
+        finished_at=timezone.now(),
     )
     training_recover_lost()
     try:
@@ -303,14 +286,21 @@ def training_job_enqueue(*, reason: str, new_ratings: int | None = None) -> Trai
 
 
 def _training_job_publish(job: TrainingJob) -> None:
-    from .tasks import model_version_train_task
-
+    # By the task's name, not by importing tasks.py (whose tasks call this module): the task object that apps.py
+    # registered, so its options, routing (the training queue) and eager mode apply as with a direct call.
     try:
-        model_version_train_task.apply_async(kwargs={"job_id": job.pk}, task_id=job.task_id)
-    except Exception as error:
-        logger.error("Could not queue training job %s (is the broker down?): %s; the periodic check will queue it again", job.pk, error)
+        current_app.tasks[TRAIN_MODEL_TASK].apply_async(kwargs={"job_id": job.pk}, task_id=job.task_id)
+    except Exception as error:  # noqa: BLE001 - any broker or network error: the rating must still be saved
+        logger.error(
+            "Could not queue training job %s (is the broker down?): %s; the periodic check will queue it again",
+            job.pk,
+            error,
+        )
         TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.Status.QUEUED).update(
-            status=TrainingJob.Status.FAILED, pending=None, error=f"could not be queued: {error}", finished_at=timezone.now()
+            status=TrainingJob.Status.FAILED,
+            pending=None,
+            error=f"could not be queued: {error}",
+            finished_at=timezone.now(),
         )
 
 
@@ -326,7 +316,11 @@ def training_job_run(*, job_id: int, worker: str = "") -> TrainingJob | None:
     while the training runs; a failure is recorded once the database answers, even when the database was the fault.
     """
     job = TrainingJob.objects.filter(pk=job_id).first()
-    if job is None or job.status in (TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED, TrainingJob.Status.SKIPPED):
+    if job is None or job.status in (
+        TrainingJob.Status.SUCCEEDED,
+        TrainingJob.Status.FAILED,
+        TrainingJob.Status.SKIPPED,
+    ):
         logger.info("Training job %s is already done; nothing to do", job_id)
         return job
     holder = f"job {job.pk} on {worker or 'unknown'} ({uuid.uuid4().hex[:8]})"
@@ -345,7 +339,8 @@ def training_job_run(*, job_id: int, worker: str = "") -> TrainingJob | None:
     except BaseException as error:  # time limits and worker shutdown too: the job must not stay "running"
         message = "".join(traceback.format_exception_only(type(error), error)).strip()
         when_database_is_back(
-            lambda: _training_job_finish(job, TrainingJob.Status.FAILED, error=message), what=f"recording why training job {job.pk} failed"
+            lambda: _training_job_finish(job, TrainingJob.Status.FAILED, error=message),
+            what=f"recording why training job {job.pk} failed",
         )
         database_failed = isinstance(error, DATABASE_UNAVAILABLE)
         raise
@@ -362,7 +357,9 @@ def _training_job_train(job: TrainingJob, *, worker: str, heartbeat: LockHeartbe
         ratings_since_snapshot_count(limit=settings.RETRAIN_THRESHOLD) < settings.RETRAIN_THRESHOLD
     ):
         # e.g. queued while a training on the same ratings was finishing: nothing new to learn.
-        _training_job_finish(job, TrainingJob.Status.SKIPPED, error="fewer than RETRAIN_THRESHOLD new ratings since the last training")
+        _training_job_finish(
+            job, TrainingJob.Status.SKIPPED, error="fewer than RETRAIN_THRESHOLD new ratings since the last training"
+        )
         return
     job.status, job.started_at, job.worker, job.error = TrainingJob.Status.RUNNING, timezone.now(), worker, ""
     job.save(update_fields=["status", "started_at", "worker", "error"])
@@ -380,12 +377,18 @@ def _training_job_train(job: TrainingJob, *, worker: str, heartbeat: LockHeartbe
         _training_job_progress(job, progress)
         # Works in any pool (the solo pool enforces no Celery time limit).
         if time.monotonic() > deadline:
-            raise TrainingTimeLimitExceeded(f"soft time limit of {settings.RETRAIN_SOFT_TIME_LIMIT} s reached at epoch {epoch}")
+            raise TrainingTimeLimitExceeded(
+                f"soft time limit of {settings.RETRAIN_SOFT_TIME_LIMIT} s reached at epoch {epoch}"
+            )
         if heartbeat.lost.is_set():
             raise TrainingError("the training lock lapsed and was taken by another worker")
 
     version = model_version_train(
-        config=config, preset=settings.RECOMMENDER_TRAINING_PRESET, on_epoch_end=on_epoch_end, training_job=job, compare_with_active=True
+        config=config,
+        preset=settings.RECOMMENDER_TRAINING_PRESET,
+        on_epoch_end=on_epoch_end,
+        training_job=job,
+        compare_with_active=True,
     )
     version = model_version_activate_if_not_worse(version=version)
     job.model_version = version
@@ -405,9 +408,14 @@ def training_progress(*, epoch: int, max_epochs: int, logs: dict, elapsed: float
         summary += f", {metric} {logs[metric]:.4f}"
     summary += f", {elapsed:.0f} s, at most {at_most_left:.0f} s left"
     return {
-        "epoch": epoch, "max_epochs": max_epochs, "metric": metric, "value": None if metric is None else round(float(logs[metric]), 6),
+        "epoch": epoch,
+        "max_epochs": max_epochs,
+        "metric": metric,
+        "value": None if metric is None else round(float(logs[metric]), 6),
         "loss": None if "loss" not in logs else round(float(logs["loss"]), 6),
-        "elapsed_seconds": round(elapsed, 1), "at_most_left_seconds": round(at_most_left, 1), "summary": summary,
+        "elapsed_seconds": round(elapsed, 1),
+        "at_most_left_seconds": round(at_most_left, 1),
+        "summary": summary,
         "updated_at": timezone.now().isoformat(),
     }
 
@@ -466,20 +474,3 @@ def _training_reap_lost(*, keep: TrainingJob | None, last_seen=None) -> None:
         ModelVersion.objects.filter(pk=keep.model_version_id, status=ModelVersion.Status.TRAINING).update(
             status=ModelVersion.Status.FAILED, error=reason, training_finished_at=now
         )
-
-
-def recommendation_log_record(*, user, recommendations, version_id: int | None) -> None:
-    """Remember what was shown to a registered user (their recommendation history), one upsert per page."""
-    from .models import RecommendationLog
-
-    now = timezone.now()
-    RecommendationLog.objects.bulk_create(
-        [
-            RecommendationLog(
-                user=user, movie=r.movie, source=r.source, predicted_rating=r.predicted_rating,
-                model_version_id=version_id if r.source == "model" else None, first_shown_at=now, last_shown_at=now,
-            )
-            for r in recommendations
-        ],
-        update_conflicts=True, unique_fields=["user", "movie"], update_fields=["last_shown_at", "source", "predicted_rating", "model_version"],
-    )

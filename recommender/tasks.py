@@ -1,15 +1,25 @@
-"""Celery tasks: thin wrappers over services. Training goes to the `training` queue (GPU hosts, see settings)."""
+"""Celery tasks: thin wrappers over services. Training goes to the `training` queue (GPU hosts, see settings).
+
+This module imports services, never the reverse: services publishes a training by the task's name
+(TRAIN_MODEL_TASK) through the Celery app's registry, which recommender/apps.py fills at start-up.
+"""
+
 from celery import shared_task
 from django.conf import settings
 
-from .services import training_job_request_if_due, training_job_run
+from .models import TrainingJob
+from .services import TRAIN_MODEL_TASK, training_job_request_if_due, training_job_run
 
 
 @shared_task(
-    name="recommender.train_model", bind=True, ignore_result=True,
+    name=TRAIN_MODEL_TASK,
+    bind=True,
+    ignore_result=True,
     # Redelivered when the worker dies mid-training: safe because training_job_run is idempotent.
-    acks_late=True, reject_on_worker_lost=True,
-    soft_time_limit=settings.RETRAIN_SOFT_TIME_LIMIT, time_limit=settings.RETRAIN_HARD_TIME_LIMIT,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.RETRAIN_SOFT_TIME_LIMIT,
+    time_limit=settings.RETRAIN_HARD_TIME_LIMIT,
 )
 def model_version_train_task(self, *, job_id: int) -> None:
     # TensorFlow is imported inside (recommender.ml.vae), at the first training, never at worker start.
@@ -19,6 +29,4 @@ def model_version_train_task(self, *, job_id: int) -> None:
 @shared_task(name="recommender.retraining_check", ignore_result=True)
 def retraining_check_task() -> None:
     """Periodic (beat): queue a training that a rating could not, e.g. while the broker was down."""
-    from .models import TrainingJob
-
     training_job_request_if_due(reason=TrainingJob.Reason.PERIODIC)

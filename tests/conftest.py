@@ -9,12 +9,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def real_movielens_100k() -> Path | None:
-    """The real ML-100K folder when this machine has it (never committed: its licence forbids redistribution)."""
-    candidates = [os.environ.get("MOVIELENS_PATH", ""), str(PROJECT_ROOT.parent / "shared" / "datasets" / "ml-100k")]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "u.data").exists():
-            return Path(candidate)
-    return None
+    """The real ML-100K folder, from MOVIELENS_PATH (`./dev test` sets it when the shared copy is beside the checkout;
+    never committed: its licence forbids redistribution)."""
+    candidate = os.environ.get("MOVIELENS_PATH", "")
+    return Path(candidate) if candidate and (Path(candidate) / "u.data").exists() else None
 
 
 @pytest.fixture
@@ -27,7 +25,12 @@ def ml100k_path() -> Path:
 
 # Small and quick, but a real VAE with both heads.
 TINY = {
-    "encoder_units": (32,), "latent_dim": 8, "max_epochs": 4, "batch_size": 16, "min_user_ratings": 3, "patience": 2,
+    "encoder_units": (32,),
+    "latent_dim": 8,
+    "max_epochs": 4,
+    "batch_size": 16,
+    "min_user_ratings": 3,
+    "patience": 2,
     "learning_rate": 1e-2,  # few users, so few steps per epoch: a larger step learns the two tastes in seconds
 }
 
@@ -44,17 +47,21 @@ def two_taste_catalogue(db):
 
     rng = np.random.default_rng(7)
     action, romance = Genre.objects.create(name="Action"), Genre.objects.create(name="Romance")
-    movies = Movie.objects.bulk_create([Movie(movielens_id=i + 1, title=f"Movie {i:02d}", year=2000 + i % 20) for i in range(30)])
+    movies = Movie.objects.bulk_create(
+        [Movie(movielens_id=i + 1, title=f"Movie {i:02d}", year=2000 + i % 20) for i in range(30)]
+    )
     for i, movie in enumerate(movies):
         movie.genres.add(action if i < 15 else romance)
-    users = [UserFactory(username=f"viewer{u}") for u in range(60)]
+    # Fixed ids: the same users on every database and in every test, so the audit users (chosen by id) and with them
+    # the training data are the same, and `shared_training` can share one training.
+    users = [UserFactory(id=10_000 + u, username=f"viewer{u}") for u in range(60)]
     ratings = []
     when = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
     for u, user in enumerate(users):
-        liked = range(0, 15) if u % 2 == 0 else range(15, 30)
+        liked = range(15) if u % 2 == 0 else range(15, 30)
         for i in rng.choice(list(liked), size=8, replace=False):
             ratings.append(Rating(user=user, movie=movies[i], score=float(rng.choice([4.0, 4.5, 5.0])), rated_at=when))
-        disliked = range(15, 30) if u % 2 == 0 else range(0, 15)
+        disliked = range(15, 30) if u % 2 == 0 else range(15)
         for i in rng.choice(list(disliked), size=2, replace=False):
             ratings.append(Rating(user=user, movie=movies[i], score=float(rng.choice([1.0, 1.5, 2.0])), rated_at=when))
     Rating.objects.bulk_create(ratings)
@@ -65,7 +72,11 @@ def two_taste_catalogue(db):
 @pytest.fixture(autouse=True)
 def fresh_registry(request):
     """Each test starts with no model loaded and checks the active version on every call."""
-    if "django_db_setup" not in request.fixturenames and "db" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+    if (
+        "django_db_setup" not in request.fixturenames
+        and "db" not in request.fixturenames
+        and not request.node.get_closest_marker("django_db")
+    ):
         yield
         return
     from recommender import recommendations
@@ -74,3 +85,43 @@ def fresh_registry(request):
     recommendations.registry.check_seconds = 0
     yield
     recommendations.registry.reset()
+
+
+# ------------------------------------------------------------------------------------------- one training per session
+# Training is deterministic for a seed, so tests that only need "a trained model on this data" share one training:
+# the first call with a given rating matrix and configuration trains, later ones get the same result back.
+# Calls with callbacks (progress, time limits) always train, and tests of training itself never use this.
+_TRAININGS: dict[str, object] = {}
+
+
+def _training_key(matrix, config) -> str:
+    import hashlib
+    import json
+
+    import scipy.sparse as sp
+
+    matrix = sp.csr_matrix(matrix)
+    digest = hashlib.sha256(json.dumps([matrix.shape, config.to_dict()], sort_keys=True, default=str).encode())
+    for part in (matrix.indptr, matrix.indices, matrix.data):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def shared_training(monkeypatch):
+    """Within this test, `vae.train` trains each (ratings, configuration) once per test session."""
+    from recommender.ml import vae
+
+    real_train = vae.train
+
+    def train_once(matrix, config=None, callbacks=(), verbose=0):
+        if list(callbacks):
+            return real_train(matrix, config, callbacks=callbacks, verbose=verbose)
+        config = config or vae.VAEConfig()
+        key = _training_key(matrix, config)
+        if key not in _TRAININGS:
+            _TRAININGS[key] = real_train(matrix, config, verbose=verbose)
+        return _TRAININGS[key]
+
+    monkeypatch.setattr(vae, "train", train_once)
+    return _TRAININGS

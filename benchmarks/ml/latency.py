@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from recommender.ml.inference import VAERecommender  # noqa: E402
+from recommender.ml.inference import VAERecommender
 
 
 def random_weights(

@@ -34,9 +34,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from movielens import read_ratings  # noqa: E402
+from movielens import read_ratings
 
-from recommender.ml import similarity  # noqa: E402
+from recommender.ml import similarity
 
 TOP = 8
 MIN_RATINGS = 20

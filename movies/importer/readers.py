@@ -1,33 +1,42 @@
-"""Layout-specific readers. Small files (movies, users, links) are read whole; ratings and tags stream in chunks
-so memory stays flat whatever the file size (ML-32M has 32 million ratings)."""
+"""Layout-specific readers. Small files (movies, users, links) are read whole; ratings (rating_chunks.py) and tags
+stream in chunks so memory stays flat whatever the file size (ML-32M has 32 million ratings)."""
+
 from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import numpy as np
-import pandas as pd
-
-from movies.models import RATING_SCORES
-
 from .errors import DatasetError
+from .rating_chunks import RatingChunk, read_rating_chunks
 from .sources import LAYOUT_100K, LAYOUT_CSV, LAYOUT_DAT, DatasetSource
 from .titles import split_title
 
-RATINGS_CHUNK_ROWS = 100_000
-_RATING_COLUMNS = ["user", "movie", "rating", "timestamp"]
-_VALID_SCORES = np.array(RATING_SCORES)
-
 # ML-1M users.dat stores occupations as codes (its README lists them).
 ML1M_OCCUPATIONS = (
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
-    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer", "programmer",
-    "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
-    "unemployed", "writer",
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
 )
 
 
@@ -50,21 +59,6 @@ class UserRecord:
     gender: str = ""
     occupation: str = ""
     zip_code: str = ""
-
-
-@dataclass
-class RatingChunk:
-    """Parallel arrays for a block of rating lines; `lines` holds each row's line number in the file."""
-
-    file: str
-    lines: np.ndarray
-    user_ids: np.ndarray
-    movie_ids: np.ndarray
-    scores: np.ndarray
-    timestamps: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.user_ids)
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,8 @@ def decode(source: DatasetSource, name: str, encodings: tuple[str, ...]) -> str:
     first = errors[0]
     raise DatasetError(
         f"not valid {first.encoding.upper()} text (byte 0x{data[first.start]:02x}); is this the file GroupLens ships?",
-        file=name, line=data[: first.start].count(b"\n") + 1,
+        file=name,
+        line=data[: first.start].count(b"\n") + 1,
     ) from first
 
 
@@ -114,108 +109,12 @@ def _split_fields(text: str, separator: str, expected: int, name: str) -> Iterat
             continue
         fields = line.split(separator)
         if len(fields) != expected:
-            raise DatasetError(f"expected {expected} fields separated by {separator!r}, found {len(fields)}", file=name, line=line_number)
+            raise DatasetError(
+                f"expected {expected} fields separated by {separator!r}, found {len(fields)}",
+                file=name,
+                line=line_number,
+            )
         yield line_number, fields
-
-
-class _ByteCounter(io.RawIOBase):
-    """A readable stream that reports progress and can turn ML-1M's two-character '::' into a tab,
-    so pandas' fast C parser can read `.dat` files (it only takes one-character separators)."""
-
-    def __init__(self, raw: io.BufferedIOBase, on_bytes: Callable[[int], None] | None, replace_double_colon: bool) -> None:
-        self._raw, self._on_bytes, self._replace = raw, on_bytes, replace_double_colon
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        chunk = self._raw.read(max(len(buffer) - len(self._pending), 1) if self._replace else len(buffer))
-        if self._on_bytes and chunk:
-            self._on_bytes(len(chunk))
-        if self._replace:
-            chunk = self._pending + chunk
-            # Hold back a trailing ':' in case its partner starts the next read.
-            self._pending = b""
-            if chunk.endswith(b":") and not chunk.endswith(b"::"):
-                chunk, self._pending = chunk[:-1], b":"
-            chunk = chunk.replace(b"::", b"\t")
-            if not chunk and self._pending:
-                chunk, self._pending = self._pending, b""
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
-def _read_rating_chunks(
-    source: DatasetSource, name: str, *, separator: str, header: bool, on_bytes: Callable[[int], None] | None
-) -> Iterator[RatingChunk]:
-    raw = source.open(name)
-    stream = io.BufferedReader(_ByteCounter(raw, on_bytes, replace_double_colon=separator == "::"), buffer_size=1 << 20)
-    lines_before_data = 1 if header else 0
-    try:
-        if header:
-            header_line = stream.readline().decode("latin-1").strip().lstrip("\ufeff")
-            if header_line.split(",") != ["userId", "movieId", "rating", "timestamp"]:
-                raise DatasetError(f"expected the header userId,movieId,rating,timestamp, found {header_line!r}", file=name, line=1)
-        # Default type inference keeps the fast numeric path; a column with a bad value comes back as text
-        # and _validate_rating_frame finds the row.
-        # A fifth, normally empty column catches rows with an extra field: with exactly four names pandas would
-        # silently take the first field of such a row as an index and shift the others.
-        reader = pd.read_csv(
-            stream, sep="\t" if separator == "::" else separator, header=None, names=[*_RATING_COLUMNS, "extra"],
-            index_col=False,
-            chunksize=RATINGS_CHUNK_ROWS, skip_blank_lines=False, encoding="latin-1", engine="c",
-        )
-        line = lines_before_data + 1
-        for frame in reader:
-            yield _validate_rating_frame(frame, name, line)
-            line += len(frame)
-    except pd.errors.ParserError as error:
-        message = str(error)
-        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
-        if match:
-            _, line_number, found = (int(g) for g in match.groups())
-            raise DatasetError(f"expected 4 fields, found {found}", file=name, line=line_number + lines_before_data) from error
-        raise DatasetError(f"malformed rows ({message.strip()})", file=name) from error
-    finally:
-        raw.close()
-
-
-def _validate_rating_frame(frame: pd.DataFrame, name: str, first_line: int) -> RatingChunk:
-
-    def fail(column: str, bad: np.ndarray, reason: str) -> None:
-        row = int(np.argmax(bad))
-        raw_value = frame[column].iat[row]
-        shown = f"{raw_value:g}" if isinstance(raw_value, (int, float, np.number)) else repr(str(raw_value))
-        message = f"missing {column} field" if pd.isna(raw_value) else f"{column} {shown} {reason}"
-        raise DatasetError(message, file=name, line=first_line + row)
-
-    extra = frame["extra"].notna().to_numpy()
-    if extra.any():
-        raise DatasetError("expected 4 fields, found 5", file=name, line=first_line + int(np.argmax(extra)))
-    frame = frame[_RATING_COLUMNS]
-    blank = frame.isna().all(axis=1).to_numpy()
-    keep = ~blank
-    numbers = {}
-    for column in _RATING_COLUMNS:
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
-        bad = np.isnan(values) & keep
-        if bad.any():
-            fail(column, bad, "is not a number")
-        numbers[column] = values
-    for column in ("user", "movie", "timestamp"):
-        values = numbers[column]
-        bad = keep & ((values != np.floor(values)) | (values < 0))
-        if bad.any():
-            fail(column, bad, "is not a non-negative whole number")
-    bad = keep & ~np.isin(numbers["rating"], _VALID_SCORES)
-    if bad.any():
-        fail("rating", bad, "is outside 0.5-5 stars in half-star steps")
-    return RatingChunk(
-        file=name, lines=first_line + np.flatnonzero(keep),
-        user_ids=numbers["user"][keep].astype(np.int64), movie_ids=numbers["movie"][keep].astype(np.int64),
-        scores=numbers["rating"][keep], timestamps=numbers["timestamp"][keep].astype(np.int64),
-    )
 
 
 def _parse_release_date(value: str, name: str, line: int) -> date | None:
@@ -291,8 +190,11 @@ class MovieLens100KReader(Reader):
             title, year = split_title(fields[1])
             movies.append(
                 MovieRecord(
-                    movielens_id=movie_id, title=title, year=year or (release_date.year if release_date else None),
-                    release_date=release_date, imdb_url=fields[4].strip(),
+                    movielens_id=movie_id,
+                    title=title,
+                    year=year or (release_date.year if release_date else None),
+                    release_date=release_date,
+                    imdb_url=fields[4].strip(),
                     genres=tuple(name for name, flag in zip(genre_names, flags) if flag == "1"),
                 )
             )
@@ -307,14 +209,19 @@ class MovieLens100KReader(Reader):
         for line, (user_id, age, gender, occupation, zip_code) in _split_fields(text, "|", 5, "u.user"):
             if gender not in ("M", "F", ""):
                 raise DatasetError(f"gender {gender!r} is not M or F", file="u.user", line=line)
-            users.append(UserRecord(
-                movielens_id=_parse_int(user_id, "user id", "u.user", line), age=_parse_int(age, "age", "u.user", line, allow_empty=True),
-                gender=gender, occupation=occupation.strip(), zip_code=zip_code.strip(),
-            ))
+            users.append(
+                UserRecord(
+                    movielens_id=_parse_int(user_id, "user id", "u.user", line),
+                    age=_parse_int(age, "age", "u.user", line, allow_empty=True),
+                    gender=gender,
+                    occupation=occupation.strip(),
+                    zip_code=zip_code.strip(),
+                )
+            )
         return users
 
     def ratings(self, on_bytes: Callable[[int], None] | None = None) -> Iterator[RatingChunk]:
-        return _read_rating_chunks(self.source, "u.data", separator="\t", header=False, on_bytes=on_bytes)
+        return read_rating_chunks(self.source, "u.data", separator="\t", header=False, on_bytes=on_bytes)
 
 
 class DatReader(Reader):
@@ -331,10 +238,14 @@ class DatReader(Reader):
         movies = []
         for line, (movie_id, raw_title, genres) in _split_fields(text, "::", 3, "movies.dat"):
             title, year = split_title(raw_title)
-            movies.append(MovieRecord(
-                movielens_id=_parse_int(movie_id, "movie id", "movies.dat", line), title=title, year=year,
-                genres=_split_genres(genres),
-            ))
+            movies.append(
+                MovieRecord(
+                    movielens_id=_parse_int(movie_id, "movie id", "movies.dat", line),
+                    title=title,
+                    year=year,
+                    genres=_split_genres(genres),
+                )
+            )
         return movies
 
     def users(self) -> list[UserRecord]:
@@ -346,14 +257,19 @@ class DatReader(Reader):
             code = _parse_int(occupation, "occupation code", "users.dat", line)
             if code >= len(ML1M_OCCUPATIONS):
                 raise DatasetError(f"occupation code {code} is not one of 0-20", file="users.dat", line=line)
-            users.append(UserRecord(
-                movielens_id=_parse_int(user_id, "user id", "users.dat", line), gender=gender.strip(),
-                age=_parse_int(age, "age", "users.dat", line), occupation=ML1M_OCCUPATIONS[code], zip_code=zip_code.strip(),
-            ))
+            users.append(
+                UserRecord(
+                    movielens_id=_parse_int(user_id, "user id", "users.dat", line),
+                    gender=gender.strip(),
+                    age=_parse_int(age, "age", "users.dat", line),
+                    occupation=ML1M_OCCUPATIONS[code],
+                    zip_code=zip_code.strip(),
+                )
+            )
         return users
 
     def ratings(self, on_bytes: Callable[[int], None] | None = None) -> Iterator[RatingChunk]:
-        return _read_rating_chunks(self.source, "ratings.dat", separator="::", header=False, on_bytes=on_bytes)
+        return read_rating_chunks(self.source, "ratings.dat", separator="::", header=False, on_bytes=on_bytes)
 
     def tags(self) -> Iterator[TagRecord]:
         if not self.source.has("tags.dat"):
@@ -365,7 +281,9 @@ class DatReader(Reader):
                     continue
                 fields = text.split("::")
                 if len(fields) != 4:
-                    raise DatasetError(f"expected 4 fields separated by '::', found {len(fields)}", file="tags.dat", line=line)
+                    raise DatasetError(
+                        f"expected 4 fields separated by '::', found {len(fields)}", file="tags.dat", line=line
+                    )
                 yield _tag_record(fields, "tags.dat", line)
 
 
@@ -387,13 +305,17 @@ class CsvReader(Reader):
         try:
             found = next(rows, None)
             if found is None or found[: len(header)] != header:
-                raise DatasetError(f"expected the header {','.join(header)}, found {','.join(found or [])!r}", file=name, line=1)
+                raise DatasetError(
+                    f"expected the header {','.join(header)}, found {','.join(found or [])!r}", file=name, line=1
+                )
             for fields in rows:
                 line = rows.line_num  # type: ignore[attr-defined]
                 if not fields:
                     continue
                 if len(fields) != len(header):
-                    raise DatasetError(f"expected {len(header)} comma-separated fields, found {len(fields)}", file=name, line=line)
+                    raise DatasetError(
+                        f"expected {len(header)} comma-separated fields, found {len(fields)}", file=name, line=line
+                    )
                 yield line, fields
         except csv.Error as error:
             raise DatasetError(f"malformed CSV ({error})", file=name, line=rows.line_num) from error  # type: ignore[attr-defined]
@@ -417,13 +339,20 @@ class CsvReader(Reader):
             number = _parse_int(movie_id, "movieId", "movies.csv", line)
             title, year = split_title(raw_title)
             imdb_id, tmdb_id = links.get(number, ("", None))
-            movies.append(MovieRecord(
-                movielens_id=number, title=title, year=year, genres=_split_genres(genres), imdb_id=imdb_id, tmdb_id=tmdb_id
-            ))
+            movies.append(
+                MovieRecord(
+                    movielens_id=number,
+                    title=title,
+                    year=year,
+                    genres=_split_genres(genres),
+                    imdb_id=imdb_id,
+                    tmdb_id=tmdb_id,
+                )
+            )
         return movies
 
     def ratings(self, on_bytes: Callable[[int], None] | None = None) -> Iterator[RatingChunk]:
-        return _read_rating_chunks(self.source, "ratings.csv", separator=",", header=True, on_bytes=on_bytes)
+        return read_rating_chunks(self.source, "ratings.csv", separator=",", header=True, on_bytes=on_bytes)
 
     def tags(self) -> Iterator[TagRecord]:
         if not self.source.has("tags.csv"):
@@ -431,7 +360,9 @@ class CsvReader(Reader):
         with self.source.open("tags.csv") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
             try:
-                for line, fields in self._check_rows(csv.reader(text), "tags.csv", ["userId", "movieId", "tag", "timestamp"]):
+                for line, fields in self._check_rows(
+                    csv.reader(text), "tags.csv", ["userId", "movieId", "tag", "timestamp"]
+                ):
                     yield _tag_record(fields, "tags.csv", line)
             except UnicodeDecodeError as error:
                 raise DatasetError("not valid UTF-8 text", file="tags.csv") from error
@@ -445,8 +376,11 @@ def _split_genres(field: str) -> tuple[str, ...]:
 def _tag_record(fields: list[str], name: str, line: int) -> TagRecord:
     user_id, movie_id, text, timestamp = fields
     return TagRecord(
-        line=line, user_id=_parse_int(user_id, "user id", name, line), movie_id=_parse_int(movie_id, "movie id", name, line),
-        text=text.strip(), timestamp=_parse_int(timestamp, "timestamp", name, line),
+        line=line,
+        user_id=_parse_int(user_id, "user id", name, line),
+        movie_id=_parse_int(movie_id, "movie id", name, line),
+        text=text.strip(),
+        timestamp=_parse_int(timestamp, "timestamp", name, line),
     )
 
 

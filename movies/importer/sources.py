@@ -1,11 +1,12 @@
 """Where a MovieLens release comes from: a folder or a `.zip` as GroupLens ships it."""
+
 from __future__ import annotations
 
 import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from .errors import DatasetError
 
@@ -49,7 +50,7 @@ class DatasetSource:
         if self._zip is not None:
             self._zip.close()
 
-    def __enter__(self) -> DatasetSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -119,4 +120,6 @@ def open_dataset(location: str | Path) -> DatasetSource:
             f"{path} does not look like a MovieLens release: expected u.data + u.item (ML-100K), "
             "ratings.dat + movies.dat (ML-1M, ML-10M) or ratings.csv + movies.csv (ML-latest, ML-20M, ML-25M, ML-32M)"
         )
-    return DatasetSource(location=path, layout=layout, release=_release_name(path, layout, members), _members=members, _zip=archive)
+    return DatasetSource(
+        location=path, layout=layout, release=_release_name(path, layout, members), _members=members, _zip=archive
+    )

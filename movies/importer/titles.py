@@ -1,4 +1,5 @@
 """MovieLens titles: "Shawshank Redemption, The (1994)" -> ("The Shawshank Redemption", 1994)."""
+
 import re
 
 _YEAR_AT_END = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-\u2013]\s*\d{0,4})?\)\s*$")

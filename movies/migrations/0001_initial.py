@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,107 +14,170 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Genre',
+            name="Genre",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=64, unique=True)),
             ],
             options={
-                'ordering': ('name',),
+                "ordering": ("name",),
             },
         ),
         migrations.CreateModel(
-            name='ImportRun',
+            name="ImportRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('release', models.CharField(help_text='ml-100k, ml-1m, ml-25m, ...', max_length=64)),
-                ('layout', models.CharField(max_length=16)),
-                ('source', models.CharField(max_length=1000)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField()),
-                ('movies_created', models.PositiveIntegerField(default=0)),
-                ('movies_updated', models.PositiveIntegerField(default=0)),
-                ('users_created', models.PositiveIntegerField(default=0)),
-                ('users_updated', models.PositiveIntegerField(default=0)),
-                ('ratings_created', models.PositiveIntegerField(default=0)),
-                ('ratings_updated', models.PositiveIntegerField(default=0)),
-                ('tags_created', models.PositiveIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("release", models.CharField(help_text="ml-100k, ml-1m, ml-25m, ...", max_length=64)),
+                ("layout", models.CharField(max_length=16)),
+                ("source", models.CharField(max_length=1000)),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField()),
+                ("movies_created", models.PositiveIntegerField(default=0)),
+                ("movies_updated", models.PositiveIntegerField(default=0)),
+                ("users_created", models.PositiveIntegerField(default=0)),
+                ("users_updated", models.PositiveIntegerField(default=0)),
+                ("ratings_created", models.PositiveIntegerField(default=0)),
+                ("ratings_updated", models.PositiveIntegerField(default=0)),
+                ("tags_created", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'ordering': ('-finished_at',),
-                'get_latest_by': 'finished_at',
+                "ordering": ("-finished_at",),
+                "get_latest_by": "finished_at",
             },
         ),
         migrations.CreateModel(
-            name='Movie',
+            name="Movie",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('movielens_id', models.PositiveIntegerField(unique=True, verbose_name='MovieLens id')),
-                ('title', models.CharField(db_index=True, max_length=500)),
-                ('search_title', models.CharField(db_index=True, default='', editable=False, max_length=500)),
-                ('year', models.PositiveSmallIntegerField(blank=True, db_index=True, null=True)),
-                ('release_date', models.DateField(blank=True, null=True)),
-                ('imdb_id', models.CharField(blank=True, help_text='For example tt0114709.', max_length=16, verbose_name='IMDb id')),
-                ('imdb_url', models.URLField(blank=True, max_length=500, verbose_name='IMDb link (legacy)')),
-                ('tmdb_id', models.PositiveIntegerField(blank=True, null=True, verbose_name='TMDb id')),
-                ('rating_count', models.PositiveIntegerField(db_index=True, default=0, editable=False)),
-                ('rating_mean', models.FloatField(blank=True, editable=False, null=True)),
-                ('genres', models.ManyToManyField(blank=True, related_name='movies', to='movies.genre')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("movielens_id", models.PositiveIntegerField(unique=True, verbose_name="MovieLens id")),
+                ("title", models.CharField(db_index=True, max_length=500)),
+                ("search_title", models.CharField(db_index=True, default="", editable=False, max_length=500)),
+                ("year", models.PositiveSmallIntegerField(blank=True, db_index=True, null=True)),
+                ("release_date", models.DateField(blank=True, null=True)),
+                (
+                    "imdb_id",
+                    models.CharField(
+                        blank=True, help_text="For example tt0114709.", max_length=16, verbose_name="IMDb id"
+                    ),
+                ),
+                ("imdb_url", models.URLField(blank=True, max_length=500, verbose_name="IMDb link (legacy)")),
+                ("tmdb_id", models.PositiveIntegerField(blank=True, null=True, verbose_name="TMDb id")),
+                ("rating_count", models.PositiveIntegerField(db_index=True, default=0, editable=False)),
+                ("rating_mean", models.FloatField(blank=True, editable=False, null=True)),
+                ("genres", models.ManyToManyField(blank=True, related_name="movies", to="movies.genre")),
             ],
             options={
-                'ordering': ('title', 'year'),
+                "ordering": ("title", "year"),
             },
         ),
         migrations.CreateModel(
-            name='NotInterested',
+            name="NotInterested",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('added_at', models.DateTimeField(auto_now_add=True)),
-                ('movie', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='movies.movie')),
-                ('user', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='not_interested', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("added_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "movie",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="movies.movie"),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="not_interested",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'movie'), name='not_interested_once_per_movie')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user", "movie"), name="not_interested_once_per_movie")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Rating',
+            name="Rating",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('score', models.FloatField(help_text='0.5 to 5.0 stars in half-star steps.')),
-                ('rated_at', models.DateTimeField()),
-                ('movie', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='ratings', to='movies.movie')),
-                ('user', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='ratings', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("score", models.FloatField(help_text="0.5 to 5.0 stars in half-star steps.")),
+                ("rated_at", models.DateTimeField()),
+                (
+                    "movie",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="ratings", to="movies.movie"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="ratings",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['rated_at'], name='rating_rated_at_idx')],
-                'constraints': [models.UniqueConstraint(fields=('user', 'movie'), name='rating_one_per_user_and_movie'), models.CheckConstraint(condition=models.Q(('score__in', (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0))), name='rating_score_half_stars_0_5_to_5')],
+                "indexes": [models.Index(fields=["rated_at"], name="rating_rated_at_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user", "movie"), name="rating_one_per_user_and_movie"),
+                    models.CheckConstraint(
+                        condition=models.Q(("score__in", (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0))),
+                        name="rating_score_half_stars_0_5_to_5",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.CharField(max_length=500)),
-                ('tagged_at', models.DateTimeField()),
-                ('movie', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tags', to='movies.movie')),
-                ('user', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='tags', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("text", models.CharField(max_length=500)),
+                ("tagged_at", models.DateTimeField()),
+                (
+                    "movie",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="tags", to="movies.movie"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tags",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'movie', 'text'), name='tag_unique_per_user_movie')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user", "movie", "text"), name="tag_unique_per_user_movie")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WatchlistItem',
+            name="WatchlistItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('added_at', models.DateTimeField(auto_now_add=True)),
-                ('movie', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='movies.movie')),
-                ('user', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='watchlist', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("added_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "movie",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="movies.movie"),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="watchlist",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-added_at',),
-                'constraints': [models.UniqueConstraint(fields=('user', 'movie'), name='watchlist_once_per_movie')],
+                "ordering": ("-added_at",),
+                "constraints": [models.UniqueConstraint(fields=("user", "movie"), name="watchlist_once_per_movie")],
             },
         ),
     ]

@@ -11,8 +11,13 @@ STAR_CHOICES = [(score, f"{'★' * int(score)}{'½' if score % 1 else ''} {score
 def rating_form(context, movie, scores=None, target=None, form_id=None):
     """The half-star rating control for `movie`, showing the user's current rating from `scores`."""
     return {
-        "movie": movie, "own_score": (scores or {}).get(movie.pk), "target": target, "form_id": form_id,
-        "star_choices": STAR_CHOICES, "request": context["request"], "csrf_token": context.get("csrf_token"),
+        "movie": movie,
+        "own_score": (scores or {}).get(movie.pk),
+        "target": target,
+        "form_id": form_id,
+        "star_choices": STAR_CHOICES,
+        "request": context["request"],
+        "csrf_token": context.get("csrf_token"),
     }
 
 

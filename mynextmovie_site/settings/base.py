@@ -2,6 +2,7 @@
 
 An optional `.env` file at the project root is read first; real environment variables win.
 """
+
 from pathlib import Path
 
 import environ
@@ -118,6 +119,9 @@ STORAGES = {
 
 # Where `import_movielens --download` keeps the archives it fetched.
 MOVIELENS_DOWNLOAD_DIR = Path(env.str("MOVIELENS_DOWNLOAD_DIR", default=str(VAR_DIR / "downloads")))
+# A local MovieLens 100K (folder or .zip) for `ensure_catalogue` (./dev run) and the real-data tests; ./dev sets it
+# to the shared copy beside the checkout when there is one. Unset: ensure_catalogue downloads the release.
+MOVIELENS_PATH = env.str("MOVIELENS_PATH", default="")
 
 LOGGING = {
     "version": 1,
@@ -144,8 +148,9 @@ def require_production_secret_key(secret_key: str, debug: bool) -> None:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is a development key or too weak (at least 50 characters, "
             "not starting with 'django-insecure'). Generate one with: python -c "
-            "\"from django.core.management.utils import get_random_secret_key as k; print(k())\""
+            '"from django.core.management.utils import get_random_secret_key as k; print(k())"'
         )
+
 
 # Recommender
 RECOMMENDER_VERSION_CHECK_SECONDS = env.float("RECOMMENDER_VERSION_CHECK_SECONDS", default=5.0)
@@ -210,14 +215,18 @@ RECOMMENDER_TRAINING_PRESET = env.str("RECOMMENDER_TRAINING_PRESET", default="de
 RECOMMENDER_TRAINING_OVERRIDES = env.json("RECOMMENDER_TRAINING_OVERRIDES", default={})
 RETRAIN_QUEUE = "training"  # only GPU hosts consume it
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//")  # host unused; named to quiet kombu
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//"
+)  # host unused; named to quiet kombu
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{CELERY_DIR / 'results'}")
 if CELERY_BROKER_URL.startswith("filesystem"):
     for _folder in ("queue", "processed", "results", "control"):
         (CELERY_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(CELERY_DIR / "queue"), "data_folder_out": str(CELERY_DIR / "queue"),
-        "processed_folder": str(CELERY_DIR / "processed"), "store_processed": False,
+        "data_folder_in": str(CELERY_DIR / "queue"),
+        "data_folder_out": str(CELERY_DIR / "queue"),
+        "processed_folder": str(CELERY_DIR / "processed"),
+        "store_processed": False,
         # Broadcast (pidbox) exchanges; kombu's default is ./control in the working directory.
         "control_folder": str(CELERY_DIR / "control"),
     }
@@ -226,7 +235,8 @@ else:
         # Above the hard time limit, or Redis hands a long training to a second worker while the first still runs.
         "visibility_timeout": RETRAIN_HARD_TIME_LIMIT + 10 * 60,
         # A web request that enqueues must not hang on a broker that is down.
-        "socket_connect_timeout": 3, "socket_timeout": 10,
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
@@ -240,6 +250,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     # Expires: checks that waited behind a long task are dropped, not run in a burst.
-    "retraining-check": {"task": "recommender.retraining_check", "schedule": RETRAIN_CHECK_SECONDS, "options": {"expires": RETRAIN_CHECK_SECONDS}},
+    "retraining-check": {
+        "task": "recommender.retraining_check",
+        "schedule": RETRAIN_CHECK_SECONDS,
+        "options": {"expires": RETRAIN_CHECK_SECONDS},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DIR / "beat-schedule")

@@ -1,7 +1,7 @@
 """Settings for running the site on your own machine (`./dev run`, `manage.py`)."""
-from .base import *  # noqa: F403
-from .base import STATIC_ROOT
-from .base import DEBUG, DEVELOPMENT_KEY_PREFIX, SECRET_KEY, require_production_secret_key
+
+from .base import *
+from .base import DEBUG, DEVELOPMENT_KEY_PREFIX, SECRET_KEY, STATIC_ROOT, require_production_secret_key
 
 if DEBUG and not SECRET_KEY:
     SECRET_KEY = f"{DEVELOPMENT_KEY_PREFIX}-local-development-only"

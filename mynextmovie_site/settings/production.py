@@ -1,5 +1,6 @@
 """Production settings: HTTPS only, secrets from the environment, `check --deploy` clean."""
-from .base import *  # noqa: F403
+
+from .base import *
 from .base import DEBUG, SECRET_KEY, env, require_production_secret_key
 
 require_production_secret_key(SECRET_KEY, DEBUG)

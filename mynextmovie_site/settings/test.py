@@ -1,7 +1,7 @@
 """Settings for the test suite (pytest-django). DATABASE_URL picks SQLite or PostgreSQL."""
-from .base import *  # noqa: F403
-from .base import STATIC_ROOT
-from .base import DATABASES, DEVELOPMENT_KEY_PREFIX, env
+
+from .base import *
+from .base import DATABASES, DEVELOPMENT_KEY_PREFIX, STATIC_ROOT, env
 
 SECRET_KEY = f"{DEVELOPMENT_KEY_PREFIX}-test-only"
 DEBUG = False
@@ -35,10 +35,15 @@ if CELERY_BROKER_URL.startswith("memory"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 # The worker those tests start reads artifacts the test process wrote, and the reverse: files, not memory.
 if _artifact_root := env.str("TEST_ARTIFACT_ROOT", default=""):
-    STORAGES = {**STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": _artifact_root}}}
+    STORAGES = {
+        **STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": _artifact_root}},
+    }
 # On SQLite the test database is a file (not memory), so that worker process can open it; one per test run.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     import os
     import tempfile
 
-    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"mynextmovie-test-{os.getpid()}.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"mynextmovie-test-{os.getpid()}.sqlite3")
+    }

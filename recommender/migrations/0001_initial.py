@@ -6,55 +6,98 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('movies', '0001_initial'),
+        ("movies", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('training', 'Training'), ('ready', 'Ready'), ('failed', 'Failed'), ('active', 'Active')], db_index=True, default='training', max_length=16)),
-                ('preset', models.CharField(default='default', max_length=64)),
-                ('hyperparameters', models.JSONField(default=dict)),
-                ('data_stats', models.JSONField(default=dict, help_text='users, movies, ratings, newest rating in the training snapshot')),
-                ('metrics', models.JSONField(default=dict, help_text='validation metrics')),
-                ('history', models.JSONField(default=dict, help_text='loss per epoch')),
-                ('artifact_path', models.CharField(blank=True, max_length=255)),
-                ('artifact_sha256', models.JSONField(default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('training_started_at', models.DateTimeField(blank=True, null=True)),
-                ('training_finished_at', models.DateTimeField(blank=True, null=True)),
-                ('activated_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("training", "Training"),
+                            ("ready", "Ready"),
+                            ("failed", "Failed"),
+                            ("active", "Active"),
+                        ],
+                        db_index=True,
+                        default="training",
+                        max_length=16,
+                    ),
+                ),
+                ("preset", models.CharField(default="default", max_length=64)),
+                ("hyperparameters", models.JSONField(default=dict)),
+                (
+                    "data_stats",
+                    models.JSONField(
+                        default=dict, help_text="users, movies, ratings, newest rating in the training snapshot"
+                    ),
+                ),
+                ("metrics", models.JSONField(default=dict, help_text="validation metrics")),
+                ("history", models.JSONField(default=dict, help_text="loss per epoch")),
+                ("artifact_path", models.CharField(blank=True, max_length=255)),
+                ("artifact_sha256", models.JSONField(default=dict)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("training_started_at", models.DateTimeField(blank=True, null=True)),
+                ("training_finished_at", models.DateTimeField(blank=True, null=True)),
+                ("activated_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ('-created_at',),
-                'get_latest_by': 'created_at',
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'active')), fields=('status',), name='model_version_single_active')],
+                "ordering": ("-created_at",),
+                "get_latest_by": "created_at",
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "active")), fields=("status",), name="model_version_single_active"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RecommendationLog',
+            name="RecommendationLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(max_length=16)),
-                ('predicted_rating', models.FloatField(blank=True, null=True)),
-                ('first_shown_at', models.DateTimeField()),
-                ('last_shown_at', models.DateTimeField()),
-                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='recommender.modelversion')),
-                ('movie', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='movies.movie')),
-                ('user', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='recommendation_log', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("source", models.CharField(max_length=16)),
+                ("predicted_rating", models.FloatField(blank=True, null=True)),
+                ("first_shown_at", models.DateTimeField()),
+                ("last_shown_at", models.DateTimeField()),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="recommender.modelversion",
+                    ),
+                ),
+                (
+                    "movie",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="movies.movie"),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="recommendation_log",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-last_shown_at',),
-                'indexes': [models.Index(fields=['user', '-last_shown_at'], name='reclog_user_recent_idx')],
-                'constraints': [models.UniqueConstraint(fields=('user', 'movie'), name='recommendation_log_one_row_per_movie')],
+                "ordering": ("-last_shown_at",),
+                "indexes": [models.Index(fields=["user", "-last_shown_at"], name="reclog_user_recent_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user", "movie"), name="recommendation_log_one_row_per_movie")
+                ],
             },
         ),
     ]

@@ -5,49 +5,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('recommender', '0001_initial'),
+        ("recommender", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TrainingLock',
+            name="TrainingLock",
             fields=[
-                ('name', models.CharField(max_length=32, primary_key=True, serialize=False)),
-                ('holder', models.CharField(max_length=128)),
-                ('acquired_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
+                ("name", models.CharField(max_length=32, primary_key=True, serialize=False)),
+                ("holder", models.CharField(max_length=128)),
+                ("acquired_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
             ],
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='activation_decision',
-            field=models.CharField(blank=True, help_text='activated or rejected (background training)', max_length=16),
+            model_name="modelversion",
+            name="activation_decision",
+            field=models.CharField(blank=True, help_text="activated or rejected (background training)", max_length=16),
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='activation_details',
-            field=models.JSONField(default=dict, help_text='held-out metric of this and the active model, margin, reason'),
+            model_name="modelversion",
+            name="activation_details",
+            field=models.JSONField(
+                default=dict, help_text="held-out metric of this and the active model, margin, reason"
+            ),
         ),
         migrations.CreateModel(
-            name='TrainingJob',
+            name="TrainingJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('skipped', 'Skipped')], db_index=True, default='queued', max_length=16)),
-                ('pending', models.BooleanField(default=True, editable=False, null=True, unique=True)),
-                ('reason', models.CharField(choices=[('new_ratings', 'New ratings'), ('periodic', 'Periodic check'), ('manual', 'Manual')], max_length=16)),
-                ('new_ratings', models.PositiveIntegerField(blank=True, help_text='new or changed ratings when requested', null=True)),
-                ('task_id', models.CharField(blank=True, max_length=64)),
-                ('worker', models.CharField(blank=True, max_length=255)),
-                ('error', models.TextField(blank=True)),
-                ('requested_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='recommender.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("skipped", "Skipped"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("pending", models.BooleanField(default=True, editable=False, null=True, unique=True)),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[("new_ratings", "New ratings"), ("periodic", "Periodic check"), ("manual", "Manual")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "new_ratings",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="new or changed ratings when requested", null=True
+                    ),
+                ),
+                ("task_id", models.CharField(blank=True, max_length=64)),
+                ("worker", models.CharField(blank=True, max_length=255)),
+                ("error", models.TextField(blank=True)),
+                ("requested_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="recommender.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-requested_at',),
+                "ordering": ("-requested_at",),
             },
         ),
     ]

@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('recommender', '0002_background_training'),
+        ("recommender", "0002_background_training"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='trainingjob',
-            name='progress',
+            model_name="trainingjob",
+            name="progress",
             field=models.JSONField(blank=True, default=dict, editable=False),
         ),
         migrations.AlterField(
-            model_name='trainingjob',
-            name='reason',
-            field=models.CharField(choices=[('new_ratings', 'New ratings'), ('periodic', 'Periodic check'), ('manual', 'Manual'), ('retry', 'Retry after a database outage')], max_length=16),
+            model_name="trainingjob",
+            name="reason",
+            field=models.CharField(
+                choices=[
+                    ("new_ratings", "New ratings"),
+                    ("periodic", "Periodic check"),
+                    ("manual", "Manual"),
+                    ("retry", "Retry after a database outage"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

@@ -35,9 +35,7 @@ def rating_matrix(
     flat = user_indices * shape[1] + item_indices
     _, last_positions = np.unique(flat[::-1], return_index=True)
     keep = len(flat) - 1 - last_positions
-    matrix = sp.csr_matrix(
-        (ratings[keep], (user_indices[keep], item_indices[keep])), shape=shape, dtype=np.float32
-    )
+    matrix = sp.csr_matrix((ratings[keep], (user_indices[keep], item_indices[keep])), shape=shape, dtype=np.float32)
     matrix.sort_indices()
     return matrix
 
@@ -51,9 +49,7 @@ def observed_mask(matrix: sp.spmatrix) -> sp.csr_matrix:
     )
 
 
-def normalize_ratings(
-    matrix: sp.spmatrix, low: float = RATING_MIN, high: float = RATING_MAX
-) -> sp.csr_matrix:
+def normalize_ratings(matrix: sp.spmatrix, low: float = RATING_MIN, high: float = RATING_MAX) -> sp.csr_matrix:
     """Map stars to [0, 1] on explicit entries only; the sparsity pattern is left untouched.
 
     The lowest rating maps to 0 but stays an explicit entry, so it still counts as rated.
@@ -100,7 +96,7 @@ def split_users(
     """Shuffle user rows with ``seed`` and split them into (train, validation)."""
     user_rows = np.asarray(user_rows)
     shuffled = np.random.default_rng(seed).permutation(user_rows)
-    n_validation = int(round(len(shuffled) * validation_fraction))
+    n_validation = round(len(shuffled) * validation_fraction)
     if validation_fraction > 0 and len(shuffled) > 1:
         n_validation = min(max(n_validation, 1), len(shuffled) - 1)
     return np.sort(shuffled[n_validation:]), np.sort(shuffled[:n_validation])
@@ -121,7 +117,7 @@ def split_ratings_per_user(
     for row, (start, count) in enumerate(zip(matrix.indptr[:-1], counts)):
         if count < 2:
             continue
-        n_hidden = min(max(int(round(count * holdout_fraction)), 1), count - 1)
+        n_hidden = min(max(round(count * holdout_fraction), 1), count - 1)
         held_out[start + rng.choice(count, size=n_hidden, replace=False)] = True
     return _select_entries(matrix, ~held_out), _select_entries(matrix, held_out)
 
@@ -190,7 +186,7 @@ class RowBatcher:
         self._order = self._rng.permutation(self.rows) if shuffle else self.rows
 
     def __len__(self) -> int:
-        return -(-len(self.rows) // self.batch_size)
+        return (len(self.rows) + self.batch_size - 1) // self.batch_size
 
     def __getitem__(self, index: int) -> RowBatch:
         if not 0 <= index < len(self):

@@ -15,9 +15,10 @@ row (or a key of the dict), whatever the value.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -96,7 +97,7 @@ class VAERecommender:
         self._item_embeddings: np.ndarray | None = None
 
     @classmethod
-    def load(cls, path: str | Path) -> "VAERecommender":
+    def load(cls, path: str | Path) -> VAERecommender:
         with np.load(path, allow_pickle=False) as archive:
             return cls({name: archive[name] for name in archive.files})
 

@@ -1,4 +1,5 @@
 """Every account page renders, inside the site layout, with CSRF-protected forms and the right navigation."""
+
 import pytest
 from django.urls import reverse
 
@@ -53,7 +54,7 @@ def test_invalid_reset_link_page_offers_a_new_link(client):
 
 def test_navigation_for_anonymous_visitors_offers_log_in_and_sign_up(client):
     text = client.get(reverse("movies:home")).text
-    assert f'{reverse("accounts:login")}?next=/' in text
+    assert f"{reverse('accounts:login')}?next=/" in text
     assert reverse("accounts:signup") in text
     assert "Log out" not in text and reverse("admin:index") not in text
 

@@ -8,7 +8,11 @@ from .factories import PASSWORD, UserFactory
 pytestmark = pytest.mark.django_db
 
 PROFILE = {
-    "email": "alice@example.org", "age": "34", "gender": "F", "occupation": "engineer", "zip_code": "55455",
+    "email": "alice@example.org",
+    "age": "34",
+    "gender": "F",
+    "occupation": "engineer",
+    "zip_code": "55455",
     "current_password": PASSWORD,
 }
 
@@ -27,7 +31,11 @@ def test_the_member_edits_their_demographics(member_client, member):
 
     member.refresh_from_db()
     assert (member.email, member.age, member.gender, member.occupation, member.zip_code) == (
-        "alice@example.org", 34, "F", "engineer", "55455",
+        "alice@example.org",
+        34,
+        "F",
+        "engineer",
+        "55455",
     )
     assert "Your profile is saved." in member_client.get(response.url).text
 
@@ -102,7 +110,9 @@ def test_changing_the_email_needs_the_current_password(member_client, member):
 
 
 def test_demographics_alone_need_no_password(member_client, member):
-    response = member_client.post(reverse("accounts:profile"), {**PROFILE, "email": "alice@example.com", "current_password": ""})
+    response = member_client.post(
+        reverse("accounts:profile"), {**PROFILE, "email": "alice@example.com", "current_password": ""}
+    )
     assert response.status_code == 302
     member.refresh_from_db()
     assert member.age == 34 and member.email == "alice@example.com"

@@ -1,4 +1,5 @@
 """The account services enforce their rules whoever calls them, not only through the forms."""
+
 import pytest
 from django.core.exceptions import ValidationError
 

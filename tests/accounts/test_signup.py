@@ -2,6 +2,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from accounts.models import MOVIELENS_USERNAME_PREFIX
+from movies import services as movie_services
+
 from .factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +88,8 @@ def test_missing_fields_are_reported_next_to_them(client):
 def test_a_logged_in_member_is_sent_on_from_the_sign_up_page(member_client):
     response = member_client.get(reverse("accounts:signup"))
     assert response.status_code == 302 and response.url == reverse("movies:home")
+
+
+def test_the_importer_names_users_with_the_reserved_prefix():
+    """accounts owns the prefix; the MovieLens import (movies) must use the same one."""
+    assert movie_services.MOVIELENS_USERNAME_PREFIX == MOVIELENS_USERNAME_PREFIX

@@ -1,4 +1,5 @@
 """Repeated failed log-ins are throttled by django-axes (per username and client address together)."""
+
 import datetime
 
 import pytest

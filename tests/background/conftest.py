@@ -3,6 +3,7 @@
 Redis: a private redis-server on a free port when the binary is installed (isolated, and stoppable), else
 REDIS_URL or 127.0.0.1:6379 (database 15). Without Redis the tests skip, unless CI is set: there they fail.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,29 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.measure import private_redis_server, redis_answers
 from tests.conftest import PROJECT_ROOT, TINY
 
 WORKER_READY_SECONDS = 60
 SITE_THRESHOLD = 5  # new ratings that queue a training on the `site` fixture
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _redis_answers(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture
-def site(two_taste_catalogue, settings, shared_artifacts, client):
+def site(two_taste_catalogue, settings, shared_artifacts, client, shared_training):
     """Version 1 trained here and active; a newcomer logged in; a threshold of SITE_THRESHOLD new ratings."""
     from recommender.ml import vae
     from recommender.services import model_version_activate, model_version_train
@@ -66,22 +53,11 @@ def published(monkeypatch):
 @pytest.fixture(scope="session")
 def redis_url():
     if shutil.which("redis-server"):
-        port = _free_port()
-        server = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        for _ in range(100):
-            if _redis_answers(url):
-                break
-            time.sleep(0.05)
-        yield url
-        server.terminate()
-        server.wait(10)
+        with private_redis_server() as url:
+            yield url
         return
     url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
-    if not _redis_answers(url):
+    if not redis_answers(url):
         message = f"Redis is not reachable at {url} and redis-server is not installed"
         if os.environ.get("CI"):
             pytest.fail(f"{message}; CI must run the real-service tests")
@@ -125,7 +101,10 @@ def shared_artifacts(settings, tmp_path):
     """Artifacts in files, so the worker process and this one see the same model versions."""
     root = tmp_path / "artifacts"
     root.mkdir()
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}},
+    }
     return root
 
 
@@ -160,12 +139,33 @@ class Worker:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        self._log = open(log_path, "w")
+        self._log = open(log_path, "w")  # noqa: SIM115 - open while the worker runs, closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "mynextmovie_site", "worker", "-Q", "default,training",
-             "--concurrency", "1", "--max-tasks-per-child", "1", "--loglevel", "INFO", "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=PROJECT_ROOT, env=environment, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mynextmovie_site",
+                "worker",
+                "-Q",
+                "default,training",
+                "--concurrency",
+                "1",
+                "--max-tasks-per-child",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the worker and its pool child are stopped together
         )
         self.wait_for_log("ready.", WORKER_READY_SECONDS)
@@ -209,9 +209,10 @@ class Worker:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()  # warm shutdown would wait for a training in flight: killed after 15 s
+            # Cold shutdown (SIGQUIT): a warm one (SIGTERM) would wait for a training in flight to end.
+            self.process.send_signal(signal.SIGQUIT)
             try:
-                self.process.wait(15)
+                self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
@@ -224,7 +225,12 @@ def start_worker(redis_broker, shared_artifacts, tmp_path):
     started: list[Worker] = []
 
     def start(**env) -> Worker:
-        worker = Worker(redis_url=redis_broker, artifact_root=shared_artifacts, log_path=tmp_path / f"worker-{len(started)}.log", env=env)
+        worker = Worker(
+            redis_url=redis_broker,
+            artifact_root=shared_artifacts,
+            log_path=tmp_path / f"worker-{len(started)}.log",
+            env=env,
+        )
         started.append(worker)
         return worker
 
@@ -239,7 +245,9 @@ def wait_until(condition, seconds: float, what: str, worker: Worker | None = Non
         if value := condition():
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}" + (f"\nworker log:\n{worker.log()[-4000:]}" if worker else ""))
+    raise AssertionError(
+        f"timed out after {seconds} s waiting for {what}" + (f"\nworker log:\n{worker.log()[-4000:]}" if worker else "")
+    )
 
 
 @pytest.fixture
@@ -250,11 +258,28 @@ def start_beat(redis_broker, tmp_path):
     def start(**env) -> subprocess.Popen:
         log = open(tmp_path / f"beat-{len(started)}.log", "w")  # noqa: SIM115 - open for the process's life, closed at teardown
         beat = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "mynextmovie_site", "beat", "--loglevel", "INFO",
-             "--schedule", str(tmp_path / f"beat-schedule-{len(started)}")],
-            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "mynextmovie_site.settings.test", "DATABASE_URL": database_url(),
-                 "CELERY_BROKER_URL": redis_broker, **env},
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mynextmovie_site",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(tmp_path / f"beat-schedule-{len(started)}"),
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "mynextmovie_site.settings.test",
+                "DATABASE_URL": database_url(),
+                "CELERY_BROKER_URL": redis_broker,
+                **env,
+            },
         )
         started.append((beat, log))
         return beat

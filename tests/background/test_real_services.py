@@ -4,9 +4,11 @@ Each worker is `celery -A mynextmovie_site worker -Q default,training --pool sol
 RECOMMENDER_TRAINING_OVERRIDES) and shares the test database (a file on SQLite, the test database on PostgreSQL)
 and the artifact folder with this process.
 """
+
 import datetime
 import json
 import logging
+import re
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from benchmarks.measure import free_port
 from movies.models import Rating
 from recommender import artifacts
 from recommender.models import ModelVersion, RecommendationLog, TrainingJob, TrainingLock
@@ -24,7 +27,7 @@ from recommender.services import training_job_request_if_due
 from tests.accounts.factories import UserFactory
 from tests.conftest import PROJECT_ROOT, TINY
 
-from .conftest import SITE_THRESHOLD, _free_port, celery_broker, database_url, wait_until
+from .conftest import SITE_THRESHOLD, celery_broker, database_url, wait_until
 
 pytestmark = [pytest.mark.celery_services, pytest.mark.django_db(transaction=True)]
 
@@ -43,7 +46,20 @@ def add_new_ratings(count=THRESHOLD):
     user = UserFactory()
     from movies.models import Movie
 
-    Rating.objects.bulk_create([Rating(user=user, movie=m, score=4.0, rated_at=timezone.now()) for m in Movie.objects.all()[:count]])
+    Rating.objects.bulk_create(
+        [Rating(user=user, movie=m, score=4.0, rated_at=timezone.now()) for m in Movie.objects.all()[:count]]
+    )
+
+
+def show_home(site):
+    """The member's home page as a browser shows it: the GET, then the page's POST of the movies it showed."""
+    page = site["client"].get(reverse("movies:home"))
+    assert page.status_code == 200
+    shown = re.findall(r'<li class="card" data-movie="(\d+)"', page.text)
+    if shown:
+        recorded = site["client"].post(reverse("recommender:history_record"), {"movie": shown})
+        assert recorded.status_code == 200, recorded.content
+    return page
 
 
 def new_active_version(old_id):
@@ -61,20 +77,23 @@ def test_ratings_trigger_a_training_whose_model_then_serves(site, start_worker):
 
     job.refresh_from_db()
     new = ModelVersion.objects.get(pk=new_id)
-    assert job.status == TrainingJob.Status.SUCCEEDED and job.model_version_id == new_id and job.worker.startswith("test-")
+    assert (
+        job.status == TrainingJob.Status.SUCCEEDED and job.model_version_id == new_id and job.worker.startswith("test-")
+    )
     assert new.data_stats["ratings"] == 600 + THRESHOLD and new.activation_decision == "activated"
     assert new.activation_details["active_version"] == site["v1"].pk and new.activation_details["candidate"] is not None
     assert not TrainingLock.objects.exists()  # released
     assert "recommender.train_model" in worker.log() and "queue" not in job.error
 
-    page = site["client"].get(reverse("movies:home"))
-    assert page.status_code == 200
+    show_home(site)
     assert set(RecommendationLog.objects.filter(user=site["user"]).values_list("model_version", flat=True)) == {new_id}
 
 
-def test_broker_down_keeps_the_site_working_and_the_periodic_check_queues_later(site, start_worker, redis_broker, tmp_path, caplog):
+def test_broker_down_keeps_the_site_working_and_the_periodic_check_queues_later(
+    site, start_worker, redis_broker, tmp_path, caplog
+):
     worker = start_worker()
-    with celery_broker(f"redis://127.0.0.1:{_free_port()}/0"), caplog.at_level(logging.ERROR):  # nothing listens there
+    with celery_broker(f"redis://127.0.0.1:{free_port()}/0"), caplog.at_level(logging.ERROR):  # nothing listens there
         rate_movies(site)
         assert site["client"].get(reverse("movies:home")).status_code == 200
     assert Rating.objects.filter(user=site["user"]).count() == THRESHOLD
@@ -83,15 +102,35 @@ def test_broker_down_keeps_the_site_working_and_the_periodic_check_queues_later(
     assert failed.status == TrainingJob.Status.FAILED and "could not be queued" in failed.error
 
     # Broker back: beat's periodic check (every second here) queues the training the ratings could not.
-    beat_log = open(tmp_path / "beat.log", "w")
+    beat_log = open(tmp_path / "beat.log", "w")  # noqa: SIM115 - open while beat runs, closed below
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mynextmovie_site", "beat", "--loglevel", "INFO", "--schedule", str(tmp_path / "beat-schedule")],
-        cwd=PROJECT_ROOT, stdout=beat_log, stderr=subprocess.STDOUT,
-        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "mynextmovie_site.settings.test", "DATABASE_URL": database_url(),
-             "CELERY_BROKER_URL": redis_broker, "RETRAIN_CHECK_SECONDS": "1"},
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mynextmovie_site",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=beat_log,
+        stderr=subprocess.STDOUT,
+        env={
+            **__import__("os").environ,
+            "DJANGO_SETTINGS_MODULE": "mynextmovie_site.settings.test",
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": redis_broker,
+            "RETRAIN_CHECK_SECONDS": "1",
+        },
     )
     try:
-        new_id = wait_until(lambda: new_active_version(site["v1"].pk), TRAINING_SECONDS, "training queued by the periodic check", worker)
+        new_id = wait_until(
+            lambda: new_active_version(site["v1"].pk), TRAINING_SECONDS, "training queued by the periodic check", worker
+        )
     finally:
         beat.terminate()
         beat.wait(15)
@@ -139,22 +178,37 @@ def test_a_worker_killed_mid_training_leaves_the_model_and_its_lock_lapses(site,
     job = training_job_request_if_due(reason=TrainingJob.Reason.NEW_RATINGS)
     running = wait_until(
         lambda: TrainingJob.objects.filter(pk=job.pk, status="running", model_version__status="training").first(),
-        TRAINING_SECONDS, "the training to start", doomed,
+        TRAINING_SECONDS,
+        "the training to start",
+        doomed,
     )
     renewed = datetime.timedelta(seconds=lock_seconds + 1)  # the heartbeat renewed the lease since it was taken
-    wait_until(lambda: (lock := TrainingLock.objects.first()) and lock.expires_at - lock.acquired_at > renewed, 60, "epochs", doomed)
+    wait_until(
+        lambda: (lock := TrainingLock.objects.first()) and lock.expires_at - lock.acquired_at > renewed,
+        60,
+        "epochs",
+        doomed,
+    )
     doomed.kill()  # the worker and its training child: a lost machine
 
     assert model_version_active_id() == site["v1"].pk
     lock = TrainingLock.objects.get()
     assert f"job {job.pk}" in lock.holder
-    assert training_job_request_if_due(reason=TrainingJob.Reason.NEW_RATINGS) is None  # the lock still counts as running
-    wait_until(lambda: TrainingLock.objects.get().expires_at <= timezone.now(), lock_seconds + 2, "the dead worker's lock to expire")
+    assert (
+        training_job_request_if_due(reason=TrainingJob.Reason.NEW_RATINGS) is None
+    )  # the lock still counts as running
+    wait_until(
+        lambda: TrainingLock.objects.get().expires_at <= timezone.now(),
+        lock_seconds + 2,
+        "the dead worker's lock to expire",
+    )
 
     worker = start_worker()
     retry = training_job_request_if_due(reason=TrainingJob.Reason.NEW_RATINGS)
     assert retry is not None
-    new_id = wait_until(lambda: new_active_version(site["v1"].pk), TRAINING_SECONDS, "the next trigger's training", worker)
+    new_id = wait_until(
+        lambda: new_active_version(site["v1"].pk), TRAINING_SECONDS, "the next trigger's training", worker
+    )
     running.refresh_from_db()
     lost_version = ModelVersion.objects.get(pk=running.model_version_id)
     assert running.status == TrainingJob.Status.FAILED and "worker was lost" in running.error
@@ -171,7 +225,7 @@ def test_a_corrupt_active_model_falls_back_and_the_next_training_replaces_it(sit
     default_storage.save(path, __import__("io").BytesIO(b"not the weights"))
     with caplog.at_level(logging.ERROR):
         rate_movies(site)  # also queues the training
-        site["client"].get(reverse("movies:home"))
+        show_home(site)
     assert "corrupt" in caplog.text and f"Model version {v1.pk} taken out of service" in caplog.text
     assert set(RecommendationLog.objects.filter(user=site["user"]).values_list("source", flat=True)) == {"popular"}
     v1.refresh_from_db()
@@ -180,5 +234,5 @@ def test_a_corrupt_active_model_falls_back_and_the_next_training_replaces_it(sit
     new_id = wait_until(lambda: new_active_version(v1.pk), TRAINING_SECONDS, "the replacement model", worker)
     new = ModelVersion.objects.get(pk=new_id)
     assert new.activation_decision == "activated" and "no model was active" in new.activation_details["reason"]
-    site["client"].get(reverse("movies:home"))
+    show_home(site)
     assert RecommendationLog.objects.filter(user=site["user"], model_version=new_id, source="model").exists()

@@ -1,4 +1,5 @@
 """Fast unit tests of background retraining: the trigger, the lock, the activation decision, the job runner."""
+
 import datetime
 import logging
 
@@ -43,7 +44,9 @@ def version_with_files(*, status="ready", newest=OLD, metric=None) -> ModelVersi
 
 def add_ratings(count, when=None):
     user = UserFactory()
-    movies = Movie.objects.bulk_create([Movie(movielens_id=10_000 + Movie.objects.count() + i, title=f"m{i}") for i in range(count)])
+    movies = Movie.objects.bulk_create(
+        [Movie(movielens_id=10_000 + Movie.objects.count() + i, title=f"m{i}") for i in range(count)]
+    )
     Rating.objects.bulk_create([Rating(user=user, movie=m, score=4.0, rated_at=when or timezone.now()) for m in movies])
 
 
@@ -53,7 +56,11 @@ def add_ratings(count, when=None):
 def finished_job(status, *, minutes_ago, started=True):
     when = timezone.now() - datetime.timedelta(minutes=minutes_ago)
     return TrainingJob.objects.create(
-        reason="new_ratings", status=status, pending=None, requested_at=when, finished_at=when,
+        reason="new_ratings",
+        status=status,
+        pending=None,
+        requested_at=when,
+        finished_at=when,
         started_at=when if started else None,
     )
 
@@ -76,7 +83,10 @@ def test_pace_over_the_next_automatic_training_is_queued(settings, published):
     assert training_pause() is None and training_job_request_if_due(reason="new_ratings") is not None
 
 
-@pytest.mark.parametrize(("failures", "minutes_ago", "waits"), [(1, 0.5, True), (1, 1.5, False), (3, 3, True), (3, 5, False), (12, 59, True), (12, 61, False)])
+@pytest.mark.parametrize(
+    ("failures", "minutes_ago", "waits"),
+    [(1, 0.5, True), (1, 1.5, False), (3, 3, True), (3, 5, False), (12, 59, True), (12, 61, False)],
+)
 def test_failures_back_off_exponentially_up_to_a_cap(settings, published, failures, minutes_ago, waits):
     settings.RETRAIN_THRESHOLD, settings.RETRAIN_BACKOFF_SECONDS, settings.RETRAIN_BACKOFF_MAX_SECONDS = 1, 60, 3600
     version_with_files(status="active", newest=OLD)
@@ -115,7 +125,9 @@ def test_the_admin_says_why_automatic_trainings_wait(admin_client, settings):
 # ------------------------------------------------------------------------------------------- trigger
 
 
-def test_trigger_counts_ratings_since_the_snapshot_and_queues_once(settings, published, django_capture_on_commit_callbacks):
+def test_trigger_counts_ratings_since_the_snapshot_and_queues_once(
+    settings, published, django_capture_on_commit_callbacks
+):
     settings.RETRAIN_THRESHOLD = 3
     version_with_files(status="active", newest=OLD)
     add_ratings(5, when=OLD)  # in the snapshot already
@@ -148,7 +160,9 @@ def test_each_committed_rating_runs_the_trigger(settings, published, django_capt
     assert TrainingJob.objects.get().reason == TrainingJob.Reason.NEW_RATINGS and len(published) == 1
 
 
-def test_broker_failure_is_logged_and_the_rating_kept(settings, monkeypatch, client, caplog, django_capture_on_commit_callbacks):
+def test_broker_failure_is_logged_and_the_rating_kept(
+    settings, monkeypatch, client, caplog, django_capture_on_commit_callbacks
+):
     settings.RETRAIN_THRESHOLD = 1
 
     def broker_down(**kwargs):
@@ -207,8 +221,12 @@ def test_activation_decision_with_margin(settings, candidate, active_score, marg
     active = version_with_files(status="active")
     new = version_with_files()
     new.activation_details = {
-        "metric": "ndcg@100", "candidate": candidate, "active": active_score, "active_version": active.pk,
-        "standard_error": standard_error, "audit_users": 90,
+        "metric": "ndcg@100",
+        "candidate": candidate,
+        "active": active_score,
+        "active_version": active.pk,
+        "standard_error": standard_error,
+        "audit_users": 90,
     }
     model_version_activate_if_not_worse(version=new)
     new.refresh_from_db()
@@ -231,7 +249,13 @@ def test_activation_without_or_with_a_broken_active_model():
     first.activation_details = {"metric": "ndcg@100", "candidate": 0.1, "active_version": None}
     assert model_version_activate_if_not_worse(version=first).status == "active"
     second = version_with_files()
-    second.activation_details = {"metric": "ndcg@100", "candidate": 0.0, "active": None, "active_version": first.pk, "active_error": "corrupt"}
+    second.activation_details = {
+        "metric": "ndcg@100",
+        "candidate": 0.0,
+        "active": None,
+        "active_version": first.pk,
+        "active_error": "corrupt",
+    }
     assert model_version_activate_if_not_worse(version=second).status == "active"
     assert "cannot be loaded" in ModelVersion.objects.get(pk=second.pk).activation_details["reason"]
 
@@ -250,7 +274,11 @@ def test_job_trains_compares_activates_and_is_idempotent(two_taste_catalogue, se
     job.refresh_from_db()
     version = job.model_version
     assert job.status == TrainingJob.Status.SUCCEEDED and not job.pending and job.worker == "w1"
-    assert version.status == "active" and version.activation_decision == "activated" and version.activation_details["candidate"] is not None
+    assert (
+        version.status == "active"
+        and version.activation_decision == "activated"
+        and version.activation_details["candidate"] is not None
+    )
     assert not TrainingLock.objects.exists()
     training_job_run(job_id=job.pk)  # delivered twice: nothing happens
     assert ModelVersion.objects.count() == 1
@@ -274,7 +302,9 @@ def test_a_failed_training_keeps_the_active_model_and_releases_the_lock(db, sett
     with pytest.raises(Exception, match="no ratings"):
         training_job_run(job_id=job.pk)
     job.refresh_from_db()
-    assert job.status == TrainingJob.Status.FAILED and "no ratings" in job.error and job.model_version.status == "failed"
+    assert (
+        job.status == TrainingJob.Status.FAILED and "no ratings" in job.error and job.model_version.status == "failed"
+    )
     assert ModelVersion.objects.get(status="active") == active and not TrainingLock.objects.exists()
 
 
@@ -319,7 +349,11 @@ def test_train_vae_async_queues_a_job(published, capsys, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True):
         call_command("train_vae", "--async")
     job = TrainingJob.objects.get()
-    assert job.reason == TrainingJob.Reason.MANUAL and "Queued training job" in capsys.readouterr().out and len(published) == 1
+    assert (
+        job.reason == TrainingJob.Reason.MANUAL
+        and "Queued training job" in capsys.readouterr().out
+        and len(published) == 1
+    )
 
 
 def test_admin_retrain_now_and_training_state(client, published, django_capture_on_commit_callbacks):
@@ -340,7 +374,9 @@ def test_a_corrupt_newly_active_version_keeps_the_previous_one_in_service(two_ta
     from recommender.ml import vae
     from recommender.services import model_version_activate, model_version_train
 
-    first = model_version_activate(version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1})))
+    first = model_version_activate(
+        version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1}))
+    )
     second = model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1}))
     assert registry.current().version_id == first.pk
     default_storage.delete(second.artifact(artifacts.MOVIE_INDEX))  # missing after activation (e.g. storage lost it)

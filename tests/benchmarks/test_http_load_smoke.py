@@ -1,4 +1,5 @@
 """The HTTP load benchmark at a tiny size (synthetic data, one epoch, two seconds a page), so it cannot rot."""
+
 import os
 import shutil
 
@@ -17,8 +18,9 @@ def test_http_load_measures_every_page_without_errors(tmp_path):
     # 30 users x 100 ratings: one of them is a logged-in user with about 100 ratings, as at full size.
     generate(tmp_path / "data", n_ratings=3000, n_users=30, seed=0, log=lambda *_: None)
 
-    results = http_load.run(data=tmp_path / "data", workdir=tmp_path / "site", epochs=1, connections=2, duration=2,
-                            log=lambda *_: None)
+    results = http_load.run(
+        data=tmp_path / "data", workdir=tmp_path / "site", epochs=1, connections=2, duration=2, log=lambda *_: None
+    )
 
     assert set(results["pages"]) == {"guest home", "guest genre page", "recommendations"}
     for name, page in results["pages"].items():

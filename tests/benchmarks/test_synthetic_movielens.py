@@ -1,4 +1,5 @@
 """The synthetic MovieLens-25M-shaped generator: the real release's layout and shape, seeded, and importable."""
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,10 @@ def dataset(tmp_path_factory):
 def test_files_have_the_ml25m_headers_and_quoting(dataset):
     folder, _ = dataset
     for name, header in {
-        "ratings.csv": "userId,movieId,rating,timestamp", "movies.csv": "movieId,title,genres",
-        "links.csv": "movieId,imdbId,tmdbId", "tags.csv": "userId,movieId,tag,timestamp",
+        "ratings.csv": "userId,movieId,rating,timestamp",
+        "movies.csv": "movieId,title,genres",
+        "links.csv": "movieId,imdbId,tmdbId",
+        "tags.csv": "userId,movieId,tag,timestamp",
     }.items():
         assert (folder / name).read_text().splitlines()[0] == header
     movies = list(csv.reader((folder / "movies.csv").open(newline="")))[1:]
@@ -60,7 +63,12 @@ def test_sizes_follow_ml25m_and_tiny_sizes_still_fit():
     assert default_sizes(25_000_095) == (162_541, 59_047)
     users, movies = default_sizes(3_000)
     assert users * movies >= 3 * 3_000
-    assert [parse_count(text) for text in ("25M", "100k", "1_000_000", "2.5m")] == [25_000_000, 100_000, 1_000_000, 2_500_000]
+    assert [parse_count(text) for text in ("25M", "100k", "1_000_000", "2.5m")] == [
+        25_000_000,
+        100_000,
+        1_000_000,
+        2_500_000,
+    ]
     with pytest.raises(ValueError, match="too many"):
         generate(None, n_ratings=10_000, n_users=10, n_movies=50)  # type: ignore[arg-type]
 
@@ -72,7 +80,11 @@ def test_the_importer_reads_it_like_a_real_download(tmp_path):
 
     summary = generate(tmp_path / "ml-synthetic", n_ratings=4_000, seed=2, log=lambda _: None)
     run = movielens_import(location=str(tmp_path / "ml-synthetic"))
-    assert (run.ratings_created, run.movies_created, run.tags_created) == (summary["ratings"], summary["movies"], summary["tags"])
+    assert (run.ratings_created, run.movies_created, run.tags_created) == (
+        summary["ratings"],
+        summary["movies"],
+        summary["tags"],
+    )
     assert Rating.objects.count() == 4_000 and Tag.objects.count() == summary["tags"]
     assert Movie.objects.filter(title__startswith="The ").exists()  # "..., The (1994)" cleaned for display
     assert Movie.objects.exclude(imdb_id="").count() == summary["movies"]

@@ -3,6 +3,7 @@
 The browser is never downloaded by a tool: these tests use the system Chromium and skip only where it is
 absent and CI is not set (.ci/run installs it). Screenshots of the main pages go to screenshots/ (ignored by git).
 """
+
 import datetime
 import os
 import shutil
@@ -33,8 +34,15 @@ def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()
@@ -69,7 +77,9 @@ def test_guest_picks_a_genre_and_sees_its_top_movies(page, two_taste_catalogue, 
 
 
 def test_new_user_signs_up_rates_and_sees_recommendations_change(page, two_taste_catalogue):
-    model_version_activate(version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 30, "patience": 30})))
+    model_version_activate(
+        version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 30, "patience": 30}))
+    )
 
     page.goto("/accounts/signup/")
     page.fill("#id_username", "newviewer")
@@ -95,7 +105,10 @@ def test_new_user_signs_up_rates_and_sees_recommendations_change(page, two_taste
 
     first = page.locator("#recommendations .card").first
     first.locator("select[name=score]").select_option("1.0")
-    first.get_by_role("button", name="Save").click()
+    # The list refreshed in place tells the server what it now shows, for the history (a GET records nothing).
+    with page.expect_response("**/me/history/shown/") as recorded:
+        first.get_by_role("button", name="Save").click()
+    assert recorded.value.status == 200 and recorded.value.json()["recorded"] == 4
     page.wait_for_function(
         "(first) => document.querySelector('#recommendations .card h3 a').innerText !== first", arg=before[0]
     )
@@ -112,6 +125,17 @@ def test_new_user_signs_up_rates_and_sees_recommendations_change(page, two_taste
     page.locator("form button[type=submit]").last.click()
     page.wait_for_selector("[data-testid=recommendation-list]")
     assert before[0] not in page.locator("#recommendations .card h3 a").all_inner_texts()
+
+    with page.expect_response("**/me/history/shown/") as recorded:
+        page.goto("/")
+    assert recorded.value.status == 200
+    shown = [a.get_attribute("href") for a in page.locator("#recommendations .card h3 a").all()]
+    page.get_by_role("link", name="History").click()
+    page.wait_for_url("**/me/history/")
+    history = page.locator("table.ratings-table tbody td:first-child a")
+    assert set(shown) <= {a.get_attribute("href") for a in history.all()}
+    assert any(text.startswith(f"{before[0]} (") for text in history.all_inner_texts())  # shown before it was rated
+    shot(page, "history")
 
 
 def test_movie_page_and_catalogue_search(page, two_taste_catalogue):
@@ -153,8 +177,10 @@ def horror_catalogue(db):
     for name in TASTE_GENRES:
         genre = Genre.objects.create(name=name)
         movies = Movie.objects.bulk_create(
-            [Movie(movielens_id=len(movies_by_genre) * 100 + i + 1, title=f"{name} film {i:02d}", year=1990 + i)
-             for i in range(MOVIES_PER_GENRE)]
+            [
+                Movie(movielens_id=len(movies_by_genre) * 100 + i + 1, title=f"{name} film {i:02d}", year=1990 + i)
+                for i in range(MOVIES_PER_GENRE)
+            ]
         )
         for movie in movies:
             movie.genres.add(genre)

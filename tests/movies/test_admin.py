@@ -57,7 +57,10 @@ def test_rating_change_form_uses_autocomplete(staff_client, catalogue):
     response = staff_client.get(reverse("admin:movies_rating_add"))
     assert response.status_code == 200
     assert "admin-autocomplete" in response.text
-    response = staff_client.get(reverse("admin:autocomplete"), {"app_label": "movies", "model_name": "rating", "field_name": "movie", "term": "Film 2"})
+    response = staff_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "movies", "model_name": "rating", "field_name": "movie", "term": "Film 2"},
+    )
     assert response.status_code == 200 and "Film 2" in response.text
 
 

@@ -1,5 +1,6 @@
 """The importer's large-file paths: PostgreSQL binary COPY and its bulk mode, reading ahead in a thread, repeated
 lines and tags, and a failure late in a file. Small synthetic releases stand in for ML-25M."""
+
 from __future__ import annotations
 
 import threading
@@ -10,12 +11,10 @@ import numpy as np
 import pytest
 from django.db import connection
 
-import movies.importer.readers as readers
-import movies.services as services
 from benchmarks.synthetic_movielens import generate
-from movies.importer import DatasetError
+from movies.importer import DatasetError, load, rating_chunks, writers
+from movies.importer.load import movielens_import
 from movies.models import ImportRun, Rating, Tag
-from movies.services import movielens_import
 
 from .test_importer import snapshot
 
@@ -29,7 +28,9 @@ postgresql_only = pytest.mark.skipif(
 def rating_table_schema() -> dict:
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, Rating._meta.db_table)
-    return {name: (c["columns"], c["unique"], c["index"], c["foreign_key"], c["check"]) for name, c in constraints.items()}
+    return {
+        name: (c["columns"], c["unique"], c["index"], c["foreign_key"], c["check"]) for name, c in constraints.items()
+    }
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def release(tmp_path):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 700 rows, so a 5,000-rating file spans several (and the reader thread runs ahead)."""
-    monkeypatch.setattr(readers, "RATINGS_CHUNK_ROWS", 700)
+    monkeypatch.setattr(rating_chunks, "RATINGS_CHUNK_ROWS", 700)
 
 
 @postgresql_only
@@ -50,14 +51,14 @@ def test_bulk_load_gives_the_same_database_and_restores_every_index_and_foreign_
     schema = rating_table_schema()
     assert any(c[3] for c in schema.values())  # the foreign keys are there to begin with
 
-    monkeypatch.setattr(services, "BULK_LOAD_MIN_BYTES", 0)
+    monkeypatch.setattr(load, "BULK_LOAD_MIN_BYTES", 0)
     run = movielens_import(location=str(release))
     assert rating_table_schema() == schema
     assert run.ratings_created == Rating.objects.count() == 5000
     bulk = snapshot()
 
     Rating.objects.all().delete()
-    monkeypatch.setattr(services, "BULK_LOAD_MIN_BYTES", 1 << 40)  # row-checked upserts, constraints in place
+    monkeypatch.setattr(load, "BULK_LOAD_MIN_BYTES", 1 << 40)  # row-checked upserts, constraints in place
     movielens_import(location=str(release))
     assert snapshot() == bulk
 
@@ -71,16 +72,21 @@ def test_binary_copy_payload_round_trips():
     users, movies = np.array([1, 2, 3]), np.array([10, 20, 2**40])
     scores, seconds = np.array([0.5, 3.5, 5.0]), np.array([0, 881250949, 1574327703])
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TEMPORARY TABLE copy_check (user_id bigint, movie_id bigint, score double precision, rated_at timestamptz)")
+        cursor.execute(
+            "CREATE TEMPORARY TABLE copy_check (user_id bigint, movie_id bigint, score double precision, rated_at timestamptz)"
+        )
         with cursor.cursor.copy("COPY copy_check FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(services.pg_copy_ratings_payload(users, movies, scores, seconds))
+            copy.write(writers.pg_copy_ratings_payload(users, movies, scores, seconds))
         cursor.execute("SELECT user_id, movie_id, score, rated_at FROM copy_check ORDER BY user_id")
         rows = cursor.fetchall()
-    assert rows == [(int(u), int(m), float(s), datetime.fromtimestamp(int(t), tz=UTC)) for u, m, s, t in zip(users, movies, scores, seconds)]
+    assert rows == [
+        (int(u), int(m), float(s), datetime.fromtimestamp(int(t), tz=UTC))
+        for u, m, s, t in zip(users, movies, scores, seconds)
+    ]
 
 
 def test_a_bad_line_late_in_the_file_rolls_back_everything_and_leaves_the_schema(release, small_chunks, monkeypatch):
-    monkeypatch.setattr(services, "BULK_LOAD_MIN_BYTES", 0)
+    monkeypatch.setattr(load, "BULK_LOAD_MIN_BYTES", 0)
     schema = rating_table_schema()
     ratings = release / "ratings.csv"
     lines = ratings.read_text().splitlines()
@@ -109,7 +115,9 @@ def test_a_pair_rated_twice_keeps_the_later_line_within_and_across_chunks(releas
     run = movielens_import(location=str(release))
 
     assert run.ratings_created == 5000 and run.ratings_updated == 2
-    pairs = dict(((r.user.movielens_id, r.movie.movielens_id), r.score) for r in Rating.objects.select_related("user", "movie"))
+    pairs = {
+        (r.user.movielens_id, r.movie.movielens_id): r.score for r in Rating.objects.select_related("user", "movie")
+    }
     assert pairs[(int(first_user), int(first_movie))] == 0.5
     assert pairs[(int(second_user), int(second_movie))] == 1.5
 
@@ -133,8 +141,8 @@ def test_reading_ahead_hands_over_chunks_in_order_and_stops_with_its_consumer():
         finally:
             closed.set()
 
-    assert list(services._read_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
-    ahead = services._read_ahead(chunks())
+    assert list(load.read_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+    ahead = load.read_ahead(chunks())
     assert [next(ahead) for _ in range(3)] == [0, 1, 2]
     ahead.close()  # the consumer stops early (an error while writing): the thread and the file are released
     assert closed.is_set()
@@ -146,8 +154,7 @@ def test_reading_ahead_raises_the_readers_error_after_the_good_chunks():
         yield "first"
         raise DatasetError("bad line", file="ratings.csv", line=9)
 
-    received = []
+    ahead = load.read_ahead(chunks())
+    assert next(ahead) == "first"
     with pytest.raises(DatasetError, match="bad line"):
-        for chunk in services._read_ahead(chunks()):
-            received.append(chunk)
-    assert received == ["first"]
+        next(ahead)

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from movies.importer import DatasetError
+from movies.importer.load import movielens_import
 from movies.models import Genre, ImportRun, Movie, Rating, Tag
-from movies.services import movielens_import
 from tests.accounts.factories import UserFactory
 from tests.movies.factories import RatingFactory
 
@@ -21,9 +21,23 @@ User = get_user_model()
 def snapshot() -> dict:
     """Everything the importer writes, keyed by natural ids so two databases can be compared."""
     return {
-        "movies": sorted(Movie.objects.values_list("movielens_id", "title", "year", "release_date", "imdb_id", "imdb_url", "tmdb_id", "rating_count", "rating_mean")),
+        "movies": sorted(
+            Movie.objects.values_list(
+                "movielens_id",
+                "title",
+                "year",
+                "release_date",
+                "imdb_id",
+                "imdb_url",
+                "tmdb_id",
+                "rating_count",
+                "rating_mean",
+            )
+        ),
         "genres": sorted(Movie.genres.through.objects.values_list("movie__movielens_id", "genre__name")),
-        "users": sorted(User.objects.values_list("username", "movielens_id", "age", "gender", "occupation", "zip_code", "password")),
+        "users": sorted(
+            User.objects.values_list("username", "movielens_id", "age", "gender", "occupation", "zip_code", "password")
+        ),
         "ratings": sorted(Rating.objects.values_list("user__username", "movie__movielens_id", "score", "rated_at")),
         "tags": sorted(Tag.objects.values_list("user__username", "movie__movielens_id", "text", "tagged_at")),
     }
@@ -51,7 +65,13 @@ def test_ml100k_layout(tmp_path):
     assert Movie.objects.get(movielens_id=3).title == "Les Misérables"  # decoded from Latin-1
     assert Movie.objects.get(movielens_id=4).year is None
     person = User.objects.get(movielens_id=2)
-    assert (person.username, person.age, person.gender, person.occupation, person.zip_code) == ("movielens_2", 53, "F", "artist", "94043")
+    assert (person.username, person.age, person.gender, person.occupation, person.zip_code) == (
+        "movielens_2",
+        53,
+        "F",
+        "artist",
+        "94043",
+    )
     rating = Rating.objects.get(user__movielens_id=1, movie__movielens_id=1)
     assert rating.score == 5.0
     assert rating.rated_at == datetime.datetime.fromtimestamp(881250949, tz=datetime.UTC)
@@ -84,7 +104,11 @@ def test_csv_layout_quoted_titles_links_and_tags(tmp_path):
     assert (run.release, run.layout) == ("ml-latest-small", "csv")
     president = Movie.objects.get(movielens_id=11)
     assert (president.title, president.year) == ("The American President", 1995)
-    assert (president.imdb_id, president.tmdb_id, president.imdb_link) == ("tt0112346", 9087, "https://www.imdb.com/title/tt0112346/")
+    assert (president.imdb_id, president.tmdb_id, president.imdb_link) == (
+        "tt0112346",
+        9087,
+        "https://www.imdb.com/title/tt0112346/",
+    )
     assert Movie.objects.get(movielens_id=12).tmdb_id is None
     assert Movie.objects.get(movielens_id=13).genres.count() == 0  # "(no genres listed)"
     assert Movie.objects.get(movielens_id=14).title == "Amélie (Fabuleux destin d'Amélie Poulain, Le)"
@@ -120,14 +144,29 @@ def test_running_twice_leaves_the_same_database(tmp_path):
     second_run = movielens_import(location=str(folder))
 
     assert snapshot() == first
-    assert (second_run.movies_created, second_run.movies_updated, second_run.users_created, second_run.ratings_created) == (0, 0, 0, 0)
+    assert (
+        second_run.movies_created,
+        second_run.movies_updated,
+        second_run.users_created,
+        second_run.ratings_created,
+    ) == (0, 0, 0, 0)
     assert second_run.ratings_updated == 5
 
 
 def test_reimport_applies_changes_in_place(tmp_path):
     folder = write_100k(tmp_path / "ml-100k")
     movielens_import(location=str(folder))
-    write_100k(folder, ratings=["1\t1\t2\t881250949", "1\t2\t3\t881250950", "2\t1\t4\t891717742", "2\t3\t1\t878887116", "3\t2\t2\t880606923", "3\t4\t5\t880606924"])
+    write_100k(
+        folder,
+        ratings=[
+            "1\t1\t2\t881250949",
+            "1\t2\t3\t881250950",
+            "2\t1\t4\t891717742",
+            "2\t3\t1\t878887116",
+            "3\t2\t2\t880606923",
+            "3\t4\t5\t880606924",
+        ],
+    )
 
     run = movielens_import(location=str(folder))
 
@@ -172,7 +211,10 @@ def test_imported_users_cannot_log_in_until_an_admin_sets_a_password(tmp_path, c
         (["1\t1\t5\t881250949", "1\t2\t6\t881250950"], r"u\.data, line 2: rating 6 is outside 0\.5-5"),
         (["1\t1\t4.3\t881250949"], r"u\.data, line 1: rating 4\.3 is outside 0\.5-5 stars in half-star steps"),
         (["1\t1\t0\t881250949"], r"u\.data, line 1: rating 0 is outside"),
-        (["1\t1\t5\t881250949", "1\t1\t5\t881250949", "x\t2\t3\t881250950"], r"u\.data, line 3: user 'x' is not a number"),
+        (
+            ["1\t1\t5\t881250949", "1\t1\t5\t881250949", "x\t2\t3\t881250950"],
+            r"u\.data, line 3: user 'x' is not a number",
+        ),
         (["1\t1\t5\t881250949", "1\t99\t3\t881250950"], r"u\.data, line 2: movie 99 is not in the movie list"),
     ],
 )
@@ -198,7 +240,9 @@ def test_bad_csv_rating_line_number_counts_the_header(tmp_path):
 
 def test_wrong_encoding_in_a_utf8_release(tmp_path):
     folder = write_csv(tmp_path / "ml-latest-small")
-    (folder / "movies.csv").write_bytes("movieId,title,genres\n1,Toy Story (1995),Comedy\n2,Amélie (2001),Comedy\n".encode("latin-1"))
+    (folder / "movies.csv").write_bytes(
+        "movieId,title,genres\n1,Toy Story (1995),Comedy\n2,Amélie (2001),Comedy\n".encode("latin-1")
+    )
 
     with pytest.raises(DatasetError, match=r"movies\.csv, line 3: not valid UTF-8"):
         movielens_import(location=str(folder))
@@ -225,7 +269,9 @@ def test_malformed_movie_line(tmp_path):
     items = ["1|Toy Story (1995)|01-Jan-1995||http://x|0|1"]
     with pytest.raises(DatasetError, match=r"u\.item, line 1: expected 24 fields"):
         movielens_import(location=str(write_100k(tmp_path / "ml-100k", items=items)))
-    folder = write_csv(tmp_path / "ml-csv", movies=["movieId,title,genres", "1,Toy Story (1995),Comedy", "x,Broken,Drama"])
+    folder = write_csv(
+        tmp_path / "ml-csv", movies=["movieId,title,genres", "1,Toy Story (1995),Comedy", "x,Broken,Drama"]
+    )
     with pytest.raises(DatasetError, match=r"movies\.csv, line 3: movieId 'x' is not a whole number"):
         movielens_import(location=str(folder))
 
@@ -279,7 +325,10 @@ def test_download_verifies_the_checksum(tmp_path, monkeypatch, settings):
     from movies import downloads
 
     archive = zip_folder(write_100k(tmp_path / "src" / "ml-100k"), tmp_path / "src.zip")
-    served = {"ml-100k.zip": archive.read_bytes(), "ml-100k.zip.md5": f"{hashlib.md5(archive.read_bytes()).hexdigest()}  ml-100k.zip\n".encode()}
+    served = {
+        "ml-100k.zip": archive.read_bytes(),
+        "ml-100k.zip.md5": f"{hashlib.md5(archive.read_bytes()).hexdigest()}  ml-100k.zip\n".encode(),
+    }
     fetched = []
 
     def fake_fetch(url: str, destination: Path) -> None:
@@ -322,8 +371,23 @@ def test_download_without_network_says_what_to_do(tmp_path, monkeypatch, setting
 def test_real_movielens_100k(ml100k_path):
     run = movielens_import(location=str(ml100k_path))
 
-    assert (Movie.objects.count(), User.objects.count(), Rating.objects.count(), Genre.objects.count()) == (1682, 943, 100000, 19)
+    assert (Movie.objects.count(), User.objects.count(), Rating.objects.count(), Genre.objects.count()) == (
+        1682,
+        943,
+        100000,
+        19,
+    )
     assert (run.movies_created, run.users_created, run.ratings_created) == (1682, 943, 100000)
     star_wars = Movie.objects.get(movielens_id=50)
     assert (star_wars.title, star_wars.year, star_wars.rating_count) == ("Star Wars", 1977, 583)
     assert Movie.objects.order_by("-rating_count").first() == star_wars
+
+
+def test_the_import_is_still_importable_from_its_old_home():
+    """Tests and benchmarks outside movies import movielens_import from movies.services."""
+    from movies import services
+    from movies.importer import load
+
+    assert services.movielens_import is load.movielens_import
+    with pytest.raises(AttributeError):
+        services.no_such_name  # noqa: B018

@@ -1,14 +1,12 @@
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import format_html
 
+from movies import pages
 from movies.models import NotInterested, Rating, WatchlistItem
 from movies.services import movie_refresh_rating_stats
-from recommender.ml import vae
-from recommender.models import RecommendationLog
-from recommender.services import model_version_activate, model_version_train
 from tests.accounts.factories import UserFactory
-from tests.conftest import TINY
 from tests.movies.factories import GenreFactory, MovieFactory, RatingFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +19,10 @@ def rated_catalogue(settings):
     settings.RECOMMENDER_POPULAR_MIN_RATINGS = 3
     drama, comedy = GenreFactory(name="Drama"), GenreFactory(name="Comedy")
     crowd, one_hit, dull, laugh = (
-        MovieFactory(title="Crowd Pleaser"), MovieFactory(title="One Hit"), MovieFactory(title="Dull Drama"), MovieFactory(title="Big Laugh"),
+        MovieFactory(title="Crowd Pleaser"),
+        MovieFactory(title="One Hit"),
+        MovieFactory(title="Dull Drama"),
+        MovieFactory(title="Big Laugh"),
     )
     crowd.genres.add(drama)
     dull.genres.add(drama)
@@ -88,32 +89,21 @@ def test_a_newcomer_is_asked_to_rate_well_known_movies_first(client, member, rat
     assert "4 of 5 rated" in client.get(reverse("movies:home")).text
 
 
-def test_recommendations_page_with_a_trained_model(client, two_taste_catalogue, django_assert_max_num_queries):
-    model_version_activate(version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 30, "patience": 30})))
-    movies = two_taste_catalogue["movies"]
-    user = UserFactory(username="fan")
-    for movie in movies[:6]:
-        RatingFactory(user=user, movie=movie, score=5.0)
-    client.force_login(user)
-    client.get(reverse("movies:home"))  # loads the model once
-
-    with django_assert_max_num_queries(14):
-        response = client.get(reverse("movies:home"))
-
-    assert response.status_code == 200 and "Picked for you" in response.text
-    assert response.text.count('class="card"') == 4 and "rate it" in response.text and "Because you rated" in response.text
-    assert RecommendationLog.objects.filter(user=user).count() == 4
-    assert response.text.count("Movie 0") + response.text.count("Movie 1") >= 3  # the fan's group: movies 0-14
-
-    history = client.get(reverse("movies:history"))
-    assert history.text.count("<tr>") == 5  # header + the four recommended
-
-
 def test_without_a_model_popular_movies_are_clearly_marked(client, member, rated_catalogue):
     for movie in [MovieFactory() for _ in range(5)]:
         RatingFactory(user=member, movie=movie, score=3.0)
     response = client.get(reverse("movies:home"))
     assert "not ready yet" in response.text and "Crowd Pleaser" in response.text
+
+
+def test_the_personal_home_page_comes_from_the_app_that_registers_it(client, member, rated_catalogue, monkeypatch):
+    for movie in [MovieFactory() for _ in range(5)]:
+        RatingFactory(user=member, movie=movie, score=3.0)
+    assert "Picked for you" in client.get(reverse("movies:home")).text  # the recommender's, registered at start-up
+
+    monkeypatch.setattr(pages, "_personal_home", None)  # a site without the recommender
+    response = client.get(reverse("movies:home"))
+    assert response.status_code == 200 and "All genres" in response.text and "Crowd Pleaser" in response.text
 
 
 def test_not_interested_and_watchlist_hide_movies_from_recommendations(client, member, rated_catalogue):
@@ -150,13 +140,23 @@ def test_rating_saves_and_redirects_back(client, member, rated_catalogue):
 
 
 def test_rating_never_redirects_off_site(client, member, rated_catalogue):
-    response = client.post(reverse("movies:rate"), {"movie": rated_catalogue["crowd"].pk, "score": "4", "next": "https://evil.example/"})
+    response = client.post(
+        reverse("movies:rate"), {"movie": rated_catalogue["crowd"].pk, "score": "4", "next": "https://evil.example/"}
+    )
     assert response["Location"] == reverse("movies:home")
 
 
 @pytest.mark.parametrize(
     ("score", "message"),
-    [("6", "not a rating"), ("0", "not a rating"), ("4.3", "not a rating"), ("-1", "not a rating"), ("abc", "not a number"), ("", "Choose a rating"), ("nan", "not a rating")],
+    [
+        ("6", "not a rating"),
+        ("0", "not a rating"),
+        ("4.3", "not a rating"),
+        ("-1", "not a rating"),
+        ("abc", "not a number"),
+        ("", "Choose a rating"),
+        ("nan", "not a rating"),
+    ],
 )
 def test_bad_scores_store_nothing_and_say_why(client, member, rated_catalogue, score, message):
     before = Rating.objects.count()
@@ -192,7 +192,10 @@ def test_rating_needs_post_and_csrf(member, rated_catalogue):
 def test_json_success(client, member, rated_catalogue):
     response = client.post(reverse("movies:rate"), {"movie": rated_catalogue["crowd"].pk, "score": "4.5"}, **JSON)
     assert response.status_code == 200 and response.json() == {
-        "ok": True, "message": "You rated Crowd Pleaser (1999) 4.5 stars.", "movie": rated_catalogue["crowd"].pk, "score": 4.5,
+        "ok": True,
+        "message": "You rated Crowd Pleaser (1999) 4.5 stars.",
+        "movie": rated_catalogue["crowd"].pk,
+        "score": 4.5,
     }
 
 
@@ -236,7 +239,9 @@ def test_watchlist_refuses_a_rated_movie(client, member, rated_catalogue):
     assert response.status_code == 400 and "already rated" in response.json()["error"]
 
 
-@pytest.mark.parametrize("name", ["movies:my_ratings", "movies:about_my_ratings", "movies:watchlist", "movies:history"])
+@pytest.mark.parametrize(
+    "name", ["movies:my_ratings", "movies:about_my_ratings", "movies:watchlist", "recommender:history"]
+)
 def test_personal_pages_need_a_login(client, name):
     response = client.get(reverse(name))
     assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
@@ -276,3 +281,17 @@ def test_movie_page(client, rated_catalogue):
     assert "https://www.imdb.com/title/tt0111161/" in response.text and "Drama" in response.text
     assert "4.5 ★" in response.text and "Log in" in response.text
     assert client.get(reverse("movies:detail", args=[999999])).status_code == 404
+
+
+def test_movie_page_sections_come_from_the_apps_that_register_them(client, rated_catalogue, monkeypatch):
+    crowd = rated_catalogue["crowd"]
+    monkeypatch.setattr(pages, "_movie_sections", {})
+    plain = client.get(reverse("movies:detail", args=[crowd.pk]))
+    assert plain.status_code == 200 and "How people rated it" in plain.text
+
+    pages.movie_section_register(
+        "extra", lambda request, movie: format_html("<section id=extra>More about {}</section>", movie.title)
+    )
+    pages.movie_section_register("nothing", lambda request, movie: "")
+    text = client.get(reverse("movies:detail", args=[crowd.pk])).text
+    assert "<section id=extra>More about Crowd Pleaser</section>" in text

@@ -52,7 +52,11 @@ def test_training_job_page_follows_a_running_training_in_place(client):
         progress=training_progress(epoch=12, max_epochs=60, logs={"loss": 3.0, "val_ndcg@100": 0.41}, elapsed=24.0)
     )
     fragment = client.get(progress_url).text
-    assert '<progress max="60" value="12">' in fragment and "val_ndcg@100 0.4100" in fragment and "at most 96 s left" in fragment
+    assert (
+        '<progress max="60" value="12">' in fragment
+        and "val_ndcg@100 0.4100" in fragment
+        and "at most 96 s left" in fragment
+    )
     assert "hx-trigger" in fragment  # still running: it keeps refreshing
 
     TrainingJob.objects.filter(pk=job.pk).update(status="succeeded")

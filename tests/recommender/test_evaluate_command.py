@@ -80,3 +80,54 @@ def test_evaluate_model_rejects_bad_input(two_taste_catalogue):
 def test_evaluate_model_needs_ratings(db):
     with pytest.raises(CommandError, match="too few"):
         call_command("evaluate_model", stdout=io.StringIO())
+
+
+def write_official_splits(folder, n_users=12, n_movies=9):
+    """Five small u1.base/u1.test ... pairs in ML-100K's tab-separated format (1-based ids, a timestamp)."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 6):
+        for part, per_user in (("base", 6), ("test", 2)):
+            lines = [
+                f"{user}\t{movie}\t{rng.integers(1, 6)}\t88125{user:04d}"
+                for user in range(1, n_users + 1)
+                for movie in rng.choice(np.arange(1, n_movies + 1), size=per_user, replace=False)
+            ]
+            (folder / f"u{n}.{part}").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_official_splits_are_read_as_matrices_of_movielens_ids_minus_one(tmp_path):
+    from recommender.ml.movielens import read_official_splits
+
+    folder = write_official_splits(tmp_path / "ml-100k")
+    (folder / "u2.test").write_text("12\t9\t4\t881250949\n1\t1\t2\t881250950\n")
+
+    splits = read_official_splits(folder)
+
+    assert len(splits) == 5 and all(m.shape == (12, 9) for pair in splits for m in pair)
+    assert splits[1][1].toarray()[11, 8] == 4.0 and splits[1][1].toarray()[0, 0] == 2.0 and splits[1][1].nnz == 2
+    assert all(train.nnz == 72 for train, _ in splits)
+    assert read_official_splits(folder, shape=(943, 1682))[0][0].shape == (943, 1682)
+    (folder / "u3.test").unlink()
+    with pytest.raises(FileNotFoundError, match="u3.test is missing"):
+        read_official_splits(folder)
+
+
+def test_evaluate_model_reports_the_official_splits(two_taste_catalogue, tmp_path):
+    output = tmp_path / "evaluation.json"
+    folder = write_official_splits(tmp_path / "ml-100k")
+    arguments = ("--presets", "", "--baselines", "bias", "--folds", "2", "--splits", str(folder))
+    arguments += ("--output", str(output))
+    out = io.StringIO()
+    call_command("evaluate_model", *arguments, stdout=out)
+    splits = json.loads(output.read_text())["official_splits"]
+    assert splits["protocol"] == {"n_splits": 5} and len(splits["models"]["bias"]["per_fold"]) == 5
+    assert 0 < splits["models"]["bias"]["metrics"]["mae"] <= splits["models"]["bias"]["metrics"]["rmse"]
+    assert "Official u1-u5 splits" in out.getvalue()
+
+    (folder / "u5.base").unlink()
+    with pytest.raises(CommandError, match=r"u5.base is missing: --splits needs the ML-100K folder"):
+        call_command("evaluate_model", *arguments, stdout=io.StringIO())

@@ -9,17 +9,16 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from movies.models import Movie, Rating
+from movies.pages import PAGE_STEP
+from movies.selectors import popular_movies
 from movies.services import movie_refresh_rating_stats
 from recommender import artifacts, recommendations
 from recommender.ml import vae
-from recommender.ml.inference import Recommendation
 from recommender.models import ModelVersion
 from recommender.recommendations import (
     SOURCE_MODEL,
     SOURCE_POPULAR,
-    LoadedModel,
     personal_recommendations,
-    popular_movies,
     recommendations_for_ratings,
     recommendations_for_user,
     registry,
@@ -29,13 +28,16 @@ from recommender.services import model_version_activate, model_version_train
 from tests.accounts.factories import UserFactory
 from tests.conftest import TINY
 from tests.movies.factories import MovieFactory, RatingFactory
+from tests.recommender.fakes import FakeRecommender, rate, table_from
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def active_model(two_taste_catalogue):
-    return model_version_activate(version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 30, "patience": 30})))
+def active_model(two_taste_catalogue, shared_training):
+    return model_version_activate(
+        version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 30, "patience": 30}))
+    )
 
 
 def group_share(recommended, group) -> float:
@@ -73,7 +75,9 @@ def test_recommendations_follow_the_users_taste(active_model, two_taste_catalogu
 def test_anonymous_ratings_and_exclusions(active_model, two_taste_catalogue):
     movies = two_taste_catalogue["movies"]
     hidden = movies[20]
-    recommended = recommendations_for_ratings(ratings={movies[16].pk: 5.0, movies[17].pk: 4.5}, limit=10, exclude_movie_ids=[hidden.pk])
+    recommended = recommendations_for_ratings(
+        ratings={movies[16].pk: 5.0, movies[17].pk: 4.5}, limit=10, exclude_movie_ids=[hidden.pk]
+    )
     picked = {r.movie.pk for r in recommended}
     assert len(recommended) == 10 and hidden.pk not in picked and movies[16].pk not in picked
 
@@ -94,7 +98,11 @@ def test_without_a_model_popular_movies_are_served(two_taste_catalogue, settings
 def test_popular_uses_a_damped_average(db, settings):
     settings.RECOMMENDER_POPULAR_MIN_RATINGS = 1
     settings.RECOMMENDER_POPULAR_DAMPING = 10
-    one_perfect, well_loved, disliked = MovieFactory(title="One perfect rating"), MovieFactory(title="Well loved"), MovieFactory()
+    one_perfect, well_loved, disliked = (
+        MovieFactory(title="One perfect rating"),
+        MovieFactory(title="Well loved"),
+        MovieFactory(),
+    )
     RatingFactory(movie=one_perfect, score=5.0)
     for _ in range(40):
         RatingFactory(movie=well_loved, score=4.5)
@@ -115,7 +123,9 @@ def test_similar_movies_come_from_the_same_taste_group(active_model, two_taste_c
 
 def test_processes_switch_to_a_newly_active_version(active_model, two_taste_catalogue):
     assert registry.current().version_id == active_model.pk
-    newer = model_version_activate(version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1})))
+    newer = model_version_activate(
+        version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1}))
+    )
     assert registry.current().version_id == newer.pk
 
 
@@ -142,7 +152,9 @@ def test_a_corrupt_active_model_is_taken_out_of_service_and_logged(active_model,
 
 
 def test_a_corrupt_active_model_gives_way_to_the_last_good_version(active_model, two_taste_catalogue):
-    newer = model_version_activate(version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1})))
+    newer = model_version_activate(
+        version=model_version_train(config=vae.preset("default", **{**TINY, "max_epochs": 1}))
+    )
     corrupt_serving_weights(newer)
     registry.reset()  # a process starting after the files broke
 
@@ -155,7 +167,9 @@ def test_a_corrupt_active_model_gives_way_to_the_last_good_version(active_model,
     assert active_model.status == ModelVersion.Status.ACTIVE
 
 
-def test_storage_that_cannot_be_read_for_a_moment_changes_nothing(active_model, two_taste_catalogue, monkeypatch, settings):
+def test_storage_that_cannot_be_read_for_a_moment_changes_nothing(
+    active_model, two_taste_catalogue, monkeypatch, settings
+):
     def unreachable(*args, **kwargs):
         raise ConnectionResetError("storage unreachable")
 
@@ -186,7 +200,9 @@ def test_snapshot_excludes_nothing_it_reports(two_taste_catalogue):
     from recommender.selectors import rating_snapshot
 
     user = two_taste_catalogue["users"][0]
-    RatingFactory(user=user, movie=MovieFactory(), score=3.0, rated_at=datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC))
+    RatingFactory(
+        user=user, movie=MovieFactory(), score=3.0, rated_at=datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
+    )
     snapshot = rating_snapshot()
     assert snapshot.matrix.nnz == 601 and snapshot.newest_rated_at.year == 2030
     assert snapshot.matrix.shape == (60, 31)
@@ -218,70 +234,24 @@ def test_postgresql_reads_the_snapshot_by_binary_copy_with_the_same_result(two_t
 # ------------------------------------------------------------------------------------------- with a fake model
 
 
-class FakeRecommender:
-    """Fixed ranking scores and predicted stars, item vectors and an optional similar-items table: the parts of
-    VAERecommender that recommendations.py uses, with outputs a test can choose."""
-
-    def __init__(self, scores, stars, *, embeddings=None, table=None):
-        self.scores, self.stars = np.asarray(scores, float), np.asarray(stars, float)
-        self.n_items = len(self.scores)
-        self.embeddings = np.eye(self.n_items, dtype=np.float32) if embeddings is None else np.asarray(embeddings)
-        self.weights = {}
-        if table is not None:
-            self.weights["similar_items_neighbours"], self.weights["similar_items_scores"] = table
-
-    def recommend(self, ratings, n=10, exclude_rated_items=True):
-        order = [int(i) for i in np.argsort(-self.scores, kind="stable") if not (exclude_rated_items and i in ratings)]
-        return [Recommendation(item=i, score=float(self.scores[i]), predicted_rating=float(self.stars[i]))
-                for i in order[:n]]
-
-    def item_embeddings(self):
-        return self.embeddings
-
-    def similar_items(self, item, n=10):
-        neighbours, scores = self.weights["similar_items_neighbours"], self.weights["similar_items_scores"]
-        return [(int(j), float(s)) for j, s in zip(neighbours[item], scores[item]) if j >= 0][:n]
-
-
-def table_from(pairs: dict[tuple[int, int], float], n_items: int, k: int = 4):
-    """A similar-items table (neighbours, scores) from {(movie, neighbour): score}, best first, padded with -1."""
-    neighbours, scores = np.full((n_items, k), -1, np.int32), np.zeros((n_items, k), np.float32)
-    for item in range(n_items):
-        row = sorted(((s, j) for (i, j), s in pairs.items() if i == item), reverse=True)[:k]
-        for position, (score, other) in enumerate(row):
-            neighbours[item, position], scores[item, position] = other, score
-    return neighbours, scores
-
-
-@pytest.fixture
-def fake_model(monkeypatch):
-    """Serve a FakeRecommender over 12 new movies: install(recommender) -> the movies, column i = movies[i]."""
-    movies = [MovieFactory(title=f"Fake {i:02d}") for i in range(12)]
-    version = ModelVersion.objects.create(status=ModelVersion.Status.READY)
-
-    def install(recommender):
-        ids = np.array([m.pk for m in movies], dtype=np.int64)
-        loaded = LoadedModel(version.pk, recommender, ids, {int(pk): col for col, pk in enumerate(ids)})
-        monkeypatch.setattr(recommendations.registry, "current", lambda: loaded)
-        return movies
-
-    return install
-
-
-def rate(user, movies, stars_by_column):
-    for column, stars in stars_by_column.items():
-        RatingFactory(user=user, movie=movies[column], score=stars)
-
-
 def test_because_names_only_movies_rated_4_or_more_by_the_table(fake_model):
     # Rated: 0 and 1 liked, 2 at 3.5 stars, 3 and 4 disliked; the model recommends 5-8 in that order.
-    table = table_from({
-        (3, 5): 0.9, (5, 3): 0.9,  # 5 is closest to a disliked movie, then to liked 0
-        (0, 5): 0.2, (5, 0): 0.2,
-        (2, 6): 0.8, (6, 2): 0.8, (1, 6): 0.3, (0, 6): 0.1,  # 6: a 3.5-star movie, then liked 1 highest
-        (4, 7): 0.7, (7, 4): 0.7,  # 7 relates to a disliked movie only
-        (8, 1): 0.4,  # 8 lists liked 1 in its own row
-    }, n_items=12)
+    table = table_from(
+        {
+            (3, 5): 0.9,
+            (5, 3): 0.9,  # 5 is closest to a disliked movie, then to liked 0
+            (0, 5): 0.2,
+            (5, 0): 0.2,
+            (2, 6): 0.8,
+            (6, 2): 0.8,
+            (1, 6): 0.3,
+            (0, 6): 0.1,  # 6: a 3.5-star movie, then liked 1 highest
+            (4, 7): 0.7,
+            (7, 4): 0.7,  # 7 relates to a disliked movie only
+            (8, 1): 0.4,  # 8 lists liked 1 in its own row
+        },
+        n_items=12,
+    )
     movies = fake_model(FakeRecommender(scores=[0, 0, 0, 0, 0, 9, 8, 7, 6, 0, 0, 0], stars=[3.0] * 12, table=table))
     user = UserFactory(username="mixed-feelings")
     rate(user, movies, {0: 5.0, 1: 4.0, 2: 3.5, 3: 1.0, 4: 2.0})
@@ -333,15 +303,15 @@ def test_cards_show_each_page_in_the_order_of_predicted_stars(fake_model, client
 
 
 def test_pages_of_cards_match_the_show_more_step():
-    from movies import views
-
-    assert recommendations.SHOWN_PAGE_SIZE == views.PAGE_STEP
+    assert recommendations.SHOWN_PAGE_SIZE == PAGE_STEP
 
 
 def test_similar_movies_come_from_the_models_table(fake_model):
     table = table_from({(0, 3): 0.9, (0, 7): 0.5, (0, 2): 0.1}, n_items=12)
     movies = fake_model(FakeRecommender(scores=[0] * 12, stars=[3.0] * 12, table=table))
 
-    assert similar_movies(movie=movies[0], limit=2) == [(movies[3], pytest.approx(0.9)),
-                                                         (movies[7], pytest.approx(0.5))]
+    assert similar_movies(movie=movies[0], limit=2) == [
+        (movies[3], pytest.approx(0.9)),
+        (movies[7], pytest.approx(0.5)),
+    ]
     assert similar_movies(movie=movies[5], limit=8) == []  # nothing related: no padding shown

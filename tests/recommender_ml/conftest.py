@@ -19,10 +19,12 @@ def synthetic_ratings(n_users: int = 80, n_items: int = 50, ratings_per_user: in
         liked_half = np.arange(half) if likes_first_half else np.arange(half, n_items)
         other_half = np.arange(half, n_items) if likes_first_half else np.arange(half)
         n_liked = int(ratings_per_user * 0.8)
-        chosen = np.concatenate([
-            rng.choice(liked_half, size=n_liked, replace=False),
-            rng.choice(other_half, size=ratings_per_user - n_liked, replace=False),
-        ])
+        chosen = np.concatenate(
+            [
+                rng.choice(liked_half, size=n_liked, replace=False),
+                rng.choice(other_half, size=ratings_per_user - n_liked, replace=False),
+            ]
+        )
         for item in chosen:
             liked = (item < n_items // 2) == likes_first_half
             mean = 4.3 if liked else 1.8

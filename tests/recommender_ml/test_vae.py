@@ -8,14 +8,16 @@ import scipy.sparse as sp
 
 keras = pytest.importorskip("keras")
 
-from recommender.ml import baselines, data, evaluation, vae  # noqa: E402
-from recommender.ml.inference import VAERecommender, export_weights, export_weights_npz  # noqa: E402
+from recommender.ml import baselines, data, evaluation, vae
+from recommender.ml.inference import VAERecommender, export_weights, export_weights_npz
 
-TINY = {"encoder_units": (32, 16), "latent_dim": 8, "max_epochs": 3, "patience": 2}  # rating phase: max_epochs too
+# Smaller than the default preset but with two hidden layers, for the model-only tests (unlike tests.conftest.TINY,
+# which the Django tests use, it keeps the preset's batch size, learning rate and minimum ratings).
+TWO_LAYER_TINY = {"encoder_units": (32, 16), "latent_dim": 8, "max_epochs": 3, "patience": 2}  # rating phase too
 
 
 def tiny(preset_name: str = "default", **overrides: object) -> vae.VAEConfig:
-    return vae.preset(preset_name, **{**TINY, **overrides})
+    return vae.preset(preset_name, **{**TWO_LAYER_TINY, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +78,20 @@ def test_one_star_ratings_count_in_the_rating_loss() -> None:
     values, mask = dense_batch(config, matrix, np.array([0]))
     assert mask[0, 1] == 1.0
     predicted = np.full((1, 3), 0.9, dtype=np.float32)
-    terms = model._loss_terms({"ranking_logits": np.zeros((1, 3), np.float32), "rating": predicted},
-                              np.zeros((1, 8), np.float32), np.zeros((1, 8), np.float32), values, mask)
+    terms = model._loss_terms(
+        {"ranking_logits": np.zeros((1, 3), np.float32), "rating": predicted},
+        np.zeros((1, 8), np.float32),
+        np.zeros((1, 8), np.float32),
+        values,
+        mask,
+    )
     expected = (0.9 - (1.0 - 0.5) / 4.5) ** 2
     np.testing.assert_allclose(float(terms["rating_loss"]), expected, rtol=1e-5)
     assert float(terms["ranking_loss"]) > 0  # the 1-star movie is a reconstruction target too
 
     # The report's pipeline loses it: nothing is observed, so nothing is learned from it.
     report = tiny("report-2025")
-    report_values, report_mask = dense_batch(report, matrix, np.array([0]))
+    _report_values, report_mask = dense_batch(report, matrix, np.array([0]))
     assert report_mask.sum() == 0
 
 
@@ -103,7 +110,9 @@ def test_history_records_the_seconds_of_every_epoch(trained: vae.TrainResult) ->
     assert len(rating_seconds) == len(trained.history["val_rmse"]) and all(s > 0 for s in rating_seconds)
 
 
-def test_validation_scores_stream_batches_and_match_a_single_pass(trained: vae.TrainResult, ratings: sp.csr_matrix) -> None:
+def test_validation_scores_stream_batches_and_match_a_single_pass(
+    trained: vae.TrainResult, ratings: sp.csr_matrix
+) -> None:
     # Scored batch by batch (memory bounded by the batch at ML-25M size); the result must not depend on batching.
     normalized = vae.normalize_for(trained.config, ratings)
     fold_in, held_out = data.split_ratings_per_user(normalized, 0.2, seed=1)
@@ -114,11 +123,15 @@ def test_validation_scores_stream_batches_and_match_a_single_pass(trained: vae.T
     logits = np.concatenate([out["ranking_logits"] for _, out in batches])
     with_relevant = np.diff(relevant.indptr) > 0
     top = vae.top_n_indices(vae.exclude_rated(logits, fold_in), 100)[with_relevant]
-    expected = evaluation.ndcg_at_k(evaluation.hits_matrix(top, relevant[with_relevant]), np.diff(relevant.indptr)[with_relevant], 100)
+    expected = evaluation.ndcg_at_k(
+        evaluation.hits_matrix(top, relevant[with_relevant]), np.diff(relevant.indptr)[with_relevant], 100
+    )
     assert vae.validation_ndcg(fold_in, relevant)(trained.model) == pytest.approx(float(expected.mean()), abs=1e-9)
     predicted = np.clip(np.concatenate([out["rating"] for _, out in batches]), 0, 1)
     errors = evaluation.rating_errors(predicted, held_out)
-    assert vae.validation_rmse(fold_in, held_out, 4.5)(trained.model) == pytest.approx(float(np.sqrt(np.mean(errors**2)) * 4.5), rel=1e-6)
+    assert vae.validation_rmse(fold_in, held_out, 4.5)(trained.model) == pytest.approx(
+        float(np.sqrt(np.mean(errors**2)) * 4.5), rel=1e-6
+    )
 
 
 def test_min_user_ratings_leaves_out_light_users(ratings: sp.csr_matrix) -> None:
@@ -134,7 +147,9 @@ def test_training_is_reproducible_with_a_seed(ratings: sp.csr_matrix) -> None:
     first = vae.train(ratings, config)
     second = vae.train(ratings, config)
     timings = {"epoch_seconds", "rating_epoch_seconds"}  # wall-clock, the only part that may differ
-    assert {k: v for k, v in first.history.items() if k not in timings} == {k: v for k, v in second.history.items() if k not in timings}
+    assert {k: v for k, v in first.history.items() if k not in timings} == {
+        k: v for k, v in second.history.items() if k not in timings
+    }
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -168,9 +183,7 @@ def test_save_and_load_round_trip(trained: vae.TrainResult, ratings: sp.csr_matr
         ("report-2025", {}),
     ],
 )
-def test_numpy_forward_matches_keras(
-    ratings: sp.csr_matrix, preset_name: str, overrides: dict, tmp_path: Path
-) -> None:
+def test_numpy_forward_matches_keras(ratings: sp.csr_matrix, preset_name: str, overrides: dict, tmp_path: Path) -> None:
     config = tiny(preset_name, max_epochs=2, **overrides)
     model = vae.train(ratings, config).model
     path = tmp_path / "weights.npz"

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 pytest.importorskip("keras")
 
-from recommender.ml import evaluation, tuning, vae  # noqa: E402
+from recommender.ml import evaluation, tuning, vae
 
 QUICK = {"encoder_units": (), "latent_dim": 8, "max_epochs": 2, "patience": 2, "min_user_ratings": 5}
 

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 keras = pytest.importorskip("keras")
 
-from recommender.ml import data, evaluation, vae  # noqa: E402
+from recommender.ml import data, evaluation, vae
 
 # Small but long enough for the taste groups of conftest.synthetic_ratings to be learnt.
 SMALL = {"encoder_units": (), "latent_dim": 16, "max_epochs": 25, "patience": 25, "min_user_ratings": 5}

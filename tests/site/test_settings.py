@@ -1,4 +1,5 @@
 """Configuration: environment-driven settings, refusing unsafe production starts, `check --deploy` clean."""
+
 import os
 import subprocess
 import sys
@@ -15,14 +16,24 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 def test_production_check_deploy_is_clean():
     result = run_manage(
-        "check", "--deploy", "--fail-level", "WARNING",
-        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.production", DJANGO_SECRET_KEY=STRONG_KEY,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.production",
+        DJANGO_SECRET_KEY=STRONG_KEY,
         DATABASE_URL="sqlite:///:memory:",
     )
     assert result.returncode == 0, result.stderr
@@ -31,13 +42,19 @@ def test_production_check_deploy_is_clean():
 
 @pytest.mark.parametrize(
     ("secret_key", "message"),
-    [("", "DJANGO_SECRET_KEY is not set"), ("django-insecure-local-development-only-but-long-enough-to-pass-length", "development key")],
+    [
+        ("", "DJANGO_SECRET_KEY is not set"),
+        ("django-insecure-local-development-only-but-long-enough-to-pass-length", "development key"),
+    ],
 )
 @pytest.mark.parametrize("settings_module", ["mynextmovie_site.settings.production", "mynextmovie_site.settings.local"])
 def test_refuses_to_start_without_a_real_secret_key(settings_module, secret_key, message, tmp_path):
     result = run_manage(
         # An empty variable still wins over a key in a developer's .env file.
-        "check", DJANGO_SETTINGS_MODULE=settings_module, DJANGO_SECRET_KEY=secret_key, DATABASE_URL="sqlite:///:memory:",
+        "check",
+        DJANGO_SETTINGS_MODULE=settings_module,
+        DJANGO_SECRET_KEY=secret_key,
+        DATABASE_URL="sqlite:///:memory:",
     )
     assert result.returncode != 0
     assert message in result.stderr
@@ -45,21 +62,32 @@ def test_refuses_to_start_without_a_real_secret_key(settings_module, secret_key,
 
 def test_debug_is_opt_in():
     result = run_manage(
-        "shell", "-c", "from django.conf import settings; print(settings.DEBUG)",
-        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.local", DJANGO_SECRET_KEY=STRONG_KEY, DATABASE_URL="sqlite:///:memory:",
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.DEBUG)",
+        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.local",
+        DJANGO_SECRET_KEY=STRONG_KEY,
+        DATABASE_URL="sqlite:///:memory:",
     )
     assert result.stdout.strip().endswith("False"), result.stderr
     result = run_manage(
-        "shell", "-c", "from django.conf import settings; print(settings.DEBUG)",
-        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.local", DJANGO_DEBUG="true", DATABASE_URL="sqlite:///:memory:",
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.DEBUG)",
+        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.local",
+        DJANGO_DEBUG="true",
+        DATABASE_URL="sqlite:///:memory:",
     )
     assert result.stdout.strip().endswith("True"), result.stderr
 
 
 def test_database_url_selects_postgresql():
     result = run_manage(
-        "shell", "-c", "from django.conf import settings; d = settings.DATABASES['default']; print(d['ENGINE'], d['NAME'], d['HOST'])",
-        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.test", DATABASE_URL="postgres://postgres@127.0.0.1:5432/mynextmovie",
+        "shell",
+        "-c",
+        "from django.conf import settings; d = settings.DATABASES['default']; print(d['ENGINE'], d['NAME'], d['HOST'])",
+        DJANGO_SETTINGS_MODULE="mynextmovie_site.settings.test",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/mynextmovie",
     )
     assert "django.db.backends.postgresql mynextmovie 127.0.0.1" in result.stdout, result.stderr
 

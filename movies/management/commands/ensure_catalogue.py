@@ -1,5 +1,5 @@
 """manage.py ensure_catalogue: load MovieLens 100K if the catalogue is empty (what `./dev run` calls)."""
-import os
+
 from pathlib import Path
 
 from django.conf import settings
@@ -15,15 +15,14 @@ copy it here and run:   MOVIELENS_PATH=/path/to/ml-100k.zip ./dev run"""
 
 
 def local_movielens_100k() -> str | None:
-    """MOVIELENS_PATH when set, else the shared copy our own machines keep beside the project."""
-    if os.environ.get("MOVIELENS_PATH"):
-        return os.environ["MOVIELENS_PATH"]
-    shared = Path(settings.BASE_DIR).parent / "shared" / "datasets" / "ml-100k"
-    return str(shared) if (shared / "u.data").exists() else None
+    """The MOVIELENS_PATH setting, when set."""
+    return settings.MOVIELENS_PATH or None
 
 
 class Command(BaseCommand):
-    help = "Import MovieLens 100K when the catalogue is empty: from MOVIELENS_PATH if set, else downloaded from GroupLens."
+    help = (
+        "Import MovieLens 100K when the catalogue is empty: from MOVIELENS_PATH if set, else downloaded from GroupLens."
+    )
 
     def handle(self, *args, **options):
         if Movie.objects.exists():

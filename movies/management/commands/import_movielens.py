@@ -1,4 +1,5 @@
 """manage.py import_movielens PATH | --download NAME [--dry-run]"""
+
 import sys
 from contextlib import contextmanager
 
@@ -8,7 +9,7 @@ from tqdm import tqdm
 
 from movies.downloads import RELEASES, DownloadError, download_release
 from movies.importer import DatasetError
-from movies.services import movielens_import, run_summary
+from movies.importer.load import movielens_import, run_summary
 
 
 class Command(BaseCommand):
@@ -20,17 +21,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("path", nargs="?", help="folder or .zip of a MovieLens release, as GroupLens ships it")
         parser.add_argument(
-            "--download", metavar="NAME", choices=sorted(RELEASES),
+            "--download",
+            metavar="NAME",
+            choices=sorted(RELEASES),
             help=f"download the release from GroupLens, verify its checksum, then import it ({', '.join(sorted(RELEASES))})",
         )
-        parser.add_argument("--dry-run", action="store_true", help="read and validate everything, report counts, write nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="read and validate everything, report counts, write nothing"
+        )
 
     def handle(self, *args, path=None, download=None, dry_run=False, verbosity=1, **options):
         if bool(path) == bool(download):
             raise CommandError("give either a PATH to a MovieLens folder or .zip, or --download NAME")
         if download:
             try:
-                path = str(download_release(download, settings.MOVIELENS_DOWNLOAD_DIR, log=self._note if verbosity else None))
+                path = str(
+                    download_release(download, settings.MOVIELENS_DOWNLOAD_DIR, log=self._note if verbosity else None)
+                )
             except DownloadError as error:
                 raise CommandError(str(error)) from error
         try:
@@ -50,5 +57,7 @@ class Command(BaseCommand):
     @contextmanager
     def _progress(self, total_bytes: int, name: str):
         # A progress bar on a terminal only: logs and CI output stay clean.
-        with tqdm(total=total_bytes, unit="B", unit_scale=True, desc=name, file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        with tqdm(
+            total=total_bytes, unit="B", unit_scale=True, desc=name, file=sys.stderr, disable=not sys.stderr.isatty()
+        ) as bar:
             yield bar

@@ -1,4 +1,5 @@
 """manage.py activate_model VERSION_ID"""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from recommender.models import ModelVersion

@@ -5,38 +5,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from recommender.ml.baselines import BASELINE_NAMES, EASE_L2_GRID, PRODUCT_ITEM_DAMPING, PRODUCT_USER_DAMPING
 from recommender.management.presets import preset_names
+from recommender.ml.baselines import BASELINE_NAMES, EASE_L2_GRID, PRODUCT_ITEM_DAMPING, PRODUCT_USER_DAMPING
+from recommender.ml.movielens import read_official_splits
 from recommender.selectors import rating_snapshot
-
-
-def read_official_splits(folder: Path) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
-    """ML-100K's u1..u5 base/test files as (train, test) matrices indexed by MovieLens ids - 1."""
-    from recommender.ml.data import rating_matrix
-
-    frames = {}
-    for n in range(1, 6):
-        for part in ("base", "test"):
-            path = folder / f"u{n}.{part}"
-            if not path.exists():
-                raise CommandError(f"{path} is missing: --splits needs the ML-100K folder with u1.base ... u5.test")
-            frames[n, part] = pd.read_csv(path, sep="\t", names=["user", "movie", "rating", "timestamp"])
-    shape = (
-        max(int(f["user"].max()) for f in frames.values()),
-        max(int(f["movie"].max()) for f in frames.values()),
-    )
-
-    def matrix(frame: pd.DataFrame) -> sp.csr_matrix:
-        return rating_matrix(
-            frame["user"].to_numpy() - 1, frame["movie"].to_numpy() - 1, frame["rating"].to_numpy(), shape
-        )
-
-    return [(matrix(frames[n, "base"]), matrix(frames[n, "test"])) for n in range(1, 6)]
 
 
 class Command(BaseCommand):
@@ -156,7 +131,7 @@ class Command(BaseCommand):
             }
             if rating_models:
                 results["official_splits"] = evaluation.evaluate_rating_splits(
-                    read_official_splits(Path(splits)), rating_models, log=log
+                    _official_splits(Path(splits)), rating_models, log=log
                 )
                 self.stdout.write("\nOfficial u1-u5 splits:\n" + evaluation.format_table(results["official_splits"]))
             else:
@@ -170,6 +145,13 @@ class Command(BaseCommand):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=2, default=_json_default))
         self.stdout.write(self.style.SUCCESS(f"\nResults written to {path}"))
+
+
+def _official_splits(folder: Path):
+    try:
+        return read_official_splits(folder)
+    except FileNotFoundError as error:
+        raise CommandError(f"{error}: --splits needs the ML-100K folder with u1.base ... u5.test") from error
 
 
 def _json_default(value):

@@ -1,4 +1,5 @@
 """manage.py train_vae [--preset NAME] [--<hyperparameter> VALUE ...] [--activate] | train_vae --async"""
+
 import dataclasses
 import time
 
@@ -54,11 +55,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         from recommender.ml.vae import PRESETS, VAEConfig
 
-        parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="starting configuration (default: %(default)s)")
-        parser.add_argument("--activate", action="store_true", help="put the new version in service when training succeeds")
-        parser.add_argument("--unless-active", action="store_true", help="do nothing when a model is already active (start-up scripts)")
         parser.add_argument(
-            "--async", dest="run_async", action="store_true",
+            "--preset", default="default", choices=sorted(PRESETS), help="starting configuration (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--activate", action="store_true", help="put the new version in service when training succeeds"
+        )
+        parser.add_argument(
+            "--unless-active", action="store_true", help="do nothing when a model is already active (start-up scripts)"
+        )
+        parser.add_argument(
+            "--async",
+            dest="run_async",
+            action="store_true",
             help="queue a training for a Celery worker (queue 'training') instead of training here; it is activated "
             "when not worse than the active model (settings RECOMMENDER_TRAINING_PRESET/OVERRIDES apply)",
         )
@@ -68,11 +77,24 @@ class Command(BaseCommand):
             default = getattr(defaults, field.name)
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
             group.add_argument(
-                _option_name(field.name), dest=f"hp_{field.name}", type=_parser_for(field), default=None,
-                metavar=field.name.upper(), help=f"default preset: {shown}",
+                _option_name(field.name),
+                dest=f"hp_{field.name}",
+                type=_parser_for(field),
+                default=None,
+                metavar=field.name.upper(),
+                help=f"default preset: {shown}",
             )
 
-    def handle(self, *args, preset: str, activate: bool, unless_active: bool, run_async: bool = False, verbosity: int = 1, **options):
+    def handle(
+        self,
+        *args,
+        preset: str,
+        activate: bool,
+        unless_active: bool,
+        run_async: bool = False,
+        verbosity: int = 1,
+        **options,
+    ):
         from recommender.ml.vae import preset as make_preset
 
         if unless_active and (active := model_version_active()):
@@ -100,20 +122,28 @@ class Command(BaseCommand):
             if self._bar_open:
                 self.stdout.write("")  # end the progress bar's line
         if verbosity:
-            metrics = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in version.metrics.items())
-            self.stdout.write(self.style.SUCCESS(
-                f"Model version {version.pk} is {version.get_status_display().lower()} "
-                f"({version.training_seconds:.1f} s; {version.data_stats['users']} users, {version.data_stats['movies']} movies, "
-                f"{version.data_stats['ratings']} ratings)"
-            ))
+            metrics = ", ".join(
+                f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in version.metrics.items()
+            )
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Model version {version.pk} is {version.get_status_display().lower()} "
+                    f"({version.training_seconds:.1f} s; {version.data_stats['users']} users, {version.data_stats['movies']} movies, "
+                    f"{version.data_stats['ratings']} ratings)"
+                )
+            )
             self.stdout.write(f"Validation: {metrics}")
             self.stdout.write(f"Artifacts: {version.artifact_path}/ (loss plot: {version.artifact('loss.png')})")
             if not activate:
-                self.stdout.write(f"Put it in service with: manage.py activate_model {version.pk} (or the admin action)")
+                self.stdout.write(
+                    f"Put it in service with: manage.py activate_model {version.pk} (or the admin action)"
+                )
 
     def _enqueue(self, overrides: dict, preset: str) -> None:
         if overrides or preset != "default":
-            raise CommandError("--async trains with the worker's settings: set RECOMMENDER_TRAINING_PRESET and RECOMMENDER_TRAINING_OVERRIDES there")
+            raise CommandError(
+                "--async trains with the worker's settings: set RECOMMENDER_TRAINING_PRESET and RECOMMENDER_TRAINING_OVERRIDES there"
+            )
         job = training_job_enqueue(reason=TrainingJob.Reason.MANUAL)
         if job is None:
             self.stdout.write("A training is already queued; nothing more to do.")
@@ -121,11 +151,15 @@ class Command(BaseCommand):
         job.refresh_from_db()
         if job.status == TrainingJob.Status.FAILED:
             raise CommandError(f"training job {job.pk} {job.error}")
-        self.stdout.write(self.style.SUCCESS(f"Queued training job {job.pk} (task {job.task_id}) on the 'training' queue."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Queued training job {job.pk} (task {job.task_id}) on the 'training' queue.")
+        )
 
     def _epoch(self, epoch: int, logs: dict) -> None:
         """One line per epoch; on a terminal, one progress bar redrawn in place."""
-        progress = training_progress(epoch=epoch, max_epochs=self._max_epochs, logs=logs, elapsed=time.monotonic() - self._started)
+        progress = training_progress(
+            epoch=epoch, max_epochs=self._max_epochs, logs=logs, elapsed=time.monotonic() - self._started
+        )
         if self.stdout.isatty():
             filled = round(PROGRESS_BAR_WIDTH * epoch / max(self._max_epochs, 1))
             bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
