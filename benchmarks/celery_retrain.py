@@ -194,8 +194,8 @@ def configure_environment(
 def import_movielens(data: Path, log) -> dict:
     from django.core.management import call_command
 
+    from movies.importer.load import movielens_import
     from movies.models import Movie, Rating
-    from movies.services import movielens_import
     from recommender.models import ModelVersion
 
     call_command("migrate", verbosity=0)
@@ -419,7 +419,7 @@ def settle_memory(worker: subprocess.Popen) -> dict[str, float]:
 def more_trainings(count: int, *, worker, worker_log: Path, timeout: float, log) -> list[dict]:
     """Queue `count` trainings by hand one after the other; each one's outcome and the worker's memory after it."""
     from recommender.models import ModelVersion, TrainingJob
-    from recommender.services import training_job_enqueue
+    from recommender.retraining import training_job_enqueue
 
     rows = []
     for n in range(count):

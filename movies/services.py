@@ -11,13 +11,10 @@ from django.db.models import Avg, Count, Exists, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import MOVIELENS_USERNAME_PREFIX
-
 from .models import RATING_SCORES, Movie, NotInterested, Rating, WatchlistItem
 from .signals import ratings_changed
 
 __all__ = [
-    "MOVIELENS_USERNAME_PREFIX",  # the importer's username prefix: accounts owns it, still importable from here
     "RatingError",
     "movie_refresh_rating_stats",
     "not_interested_add",
@@ -28,16 +25,6 @@ __all__ = [
     "watchlist_add",
     "watchlist_remove",
 ]
-
-
-def __getattr__(name: str):
-    # movielens_import's old home: callers outside movies (tests, benchmarks) still import it from here. Looked up
-    # on first use, because the importer itself builds on this module (movie_refresh_rating_stats).
-    if name == "movielens_import":
-        from .importer.load import movielens_import
-
-        return movielens_import
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def movie_refresh_rating_stats(*, movie_ids: Iterable[int] | None = None) -> int:

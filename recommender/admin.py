@@ -9,8 +9,9 @@ from django.utils.html import format_html
 
 from .artifacts import LOSS_PLOT, ArtifactError, artifact_read
 from .models import ModelVersion, TrainingJob
+from .retraining import training_job_enqueue
 from .selectors import training_job_queued, training_lock_held, training_pause
-from .services import TrainingError, model_version_activate, training_job_enqueue
+from .services import TrainingError, model_version_activate
 
 
 def training_state() -> str:

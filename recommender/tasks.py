@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .models import TrainingJob
-from .services import TRAIN_MODEL_TASK, training_job_request_if_due, training_job_run
+from .retraining import TRAIN_MODEL_TASK, training_job_request_if_due, training_job_run
 
 
 @shared_task(

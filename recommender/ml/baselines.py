@@ -1,5 +1,8 @@
 """Baselines on a CSR user x movie star-rating matrix: popularity, damped biases, EASE variants.
 
+(Over 400 lines on purpose: every baseline the evaluation compares, and their tuning on validation users, side by
+side, so one reading shows that they are fitted and tuned alike.)
+
 Each model has ``fit(matrix) -> self``, ``rank_scores(fold_in)`` (n_users x n_items, higher
 is better) and ``predict_ratings(fold_in)`` (stars, or None when the model does not predict
 ratings), the interface :func:`recommender.ml.evaluation.evaluate` uses.

@@ -1,5 +1,8 @@
 """Offline evaluation of recommenders on a user x movie star-rating matrix.
 
+(Over 400 lines on purpose: the whole protocol, from the folds to every metric and its pooling, in one module, so
+that what a reported figure means can be checked in one place.)
+
 Protocol (:func:`evaluate`), strong generalisation as in Liang et al. 2018:
 
 1. Users with at least two ratings are shuffled (``seed``) and cut into ``n_folds`` folds

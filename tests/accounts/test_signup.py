@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from accounts.models import MOVIELENS_USERNAME_PREFIX
-from movies import services as movie_services
+from movies.importer.movies_and_users import movielens_username
 
 from .factories import UserFactory
 
@@ -91,5 +91,5 @@ def test_a_logged_in_member_is_sent_on_from_the_sign_up_page(member_client):
 
 
 def test_the_importer_names_users_with_the_reserved_prefix():
-    """accounts owns the prefix; the MovieLens import (movies) must use the same one."""
-    assert movie_services.MOVIELENS_USERNAME_PREFIX == MOVIELENS_USERNAME_PREFIX
+    """accounts owns the prefix; the MovieLens import (movies) names its users with it."""
+    assert movielens_username(42) == f"{MOVIELENS_USERNAME_PREFIX}42"

@@ -11,14 +11,14 @@ from django.utils import timezone
 
 from recommender.faults import LockHeartbeat, when_database_is_back
 from recommender.models import ModelVersion, TrainingJob, TrainingLock
-from recommender.selectors import training_pause
-from recommender.services import (
+from recommender.retraining import (
     training_job_enqueue,
     training_job_request_if_due,
     training_job_run,
     training_lock_acquire,
     training_progress,
 )
+from recommender.selectors import training_pause
 
 from .test_retraining import OLD, add_ratings, finished_job, version_with_files
 
@@ -114,7 +114,7 @@ def test_a_failed_training_does_not_set_the_pace(settings, published):
 
 
 def test_a_database_outage_is_recorded_and_retried_once(settings, published, monkeypatch):
-    from recommender import services
+    from recommender import retraining
 
     settings.RETRAIN_DATABASE_WAIT_SECONDS = 30
     version_with_files(status="active", newest=OLD)
@@ -123,7 +123,7 @@ def test_a_database_outage_is_recorded_and_retried_once(settings, published, mon
     def outage(**kwargs):
         raise OperationalError("terminating connection due to administrator command")
 
-    monkeypatch.setattr(services, "model_version_train", outage)
+    monkeypatch.setattr(retraining, "model_version_train", outage)
     with pytest.raises(OperationalError):
         training_job_run(job_id=job.pk, worker="w1")
     job.refresh_from_db()

@@ -15,8 +15,8 @@ from django.db import connection
 from django.utils import timezone
 
 from recommender.models import ModelVersion, TrainingJob, TrainingLock
+from recommender.retraining import training_job_request_if_due
 from recommender.selectors import model_version_active_id
-from recommender.services import training_job_request_if_due
 from tests.conftest import TINY
 
 from .conftest import FlakyTcpProxy, database_url, wait_until

@@ -22,8 +22,8 @@ from benchmarks.measure import free_port
 from movies.models import Rating
 from recommender import artifacts
 from recommender.models import ModelVersion, RecommendationLog, TrainingJob, TrainingLock
+from recommender.retraining import training_job_request_if_due
 from recommender.selectors import model_version_active_id
-from recommender.services import training_job_request_if_due
 from tests.accounts.factories import UserFactory
 from tests.conftest import PROJECT_ROOT, TINY
 

@@ -14,9 +14,7 @@ from movies.services import rating_set
 from recommender import artifacts, tasks
 from recommender.models import ModelVersion, TrainingJob, TrainingLock
 from recommender.recommendations import registry
-from recommender.selectors import ratings_since_snapshot_count, training_in_progress, training_pause
-from recommender.services import (
-    model_version_activate_if_not_worse,
+from recommender.retraining import (
     training_job_enqueue,
     training_job_request_if_due,
     training_job_run,
@@ -24,6 +22,8 @@ from recommender.services import (
     training_lock_release,
     training_lock_renew,
 )
+from recommender.selectors import ratings_since_snapshot_count, training_in_progress, training_pause
+from recommender.services import model_version_activate_if_not_worse
 from tests.accounts.factories import UserFactory
 from tests.conftest import TINY
 

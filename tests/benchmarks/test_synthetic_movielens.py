@@ -75,8 +75,8 @@ def test_sizes_follow_ml25m_and_tiny_sizes_still_fit():
 
 @pytest.mark.django_db
 def test_the_importer_reads_it_like_a_real_download(tmp_path):
+    from movies.importer.load import movielens_import
     from movies.models import Movie, Rating, Tag
-    from movies.services import movielens_import
 
     summary = generate(tmp_path / "ml-synthetic", n_ratings=4_000, seed=2, log=lambda _: None)
     run = movielens_import(location=str(tmp_path / "ml-synthetic"))

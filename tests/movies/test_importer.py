@@ -381,13 +381,3 @@ def test_real_movielens_100k(ml100k_path):
     star_wars = Movie.objects.get(movielens_id=50)
     assert (star_wars.title, star_wars.year, star_wars.rating_count) == ("Star Wars", 1977, 583)
     assert Movie.objects.order_by("-rating_count").first() == star_wars
-
-
-def test_the_import_is_still_importable_from_its_old_home():
-    """Tests and benchmarks outside movies import movielens_import from movies.services."""
-    from movies import services
-    from movies.importer import load
-
-    assert services.movielens_import is load.movielens_import
-    with pytest.raises(AttributeError):
-        services.no_such_name  # noqa: B018

@@ -32,7 +32,7 @@ def test_admin_lists_versions_and_activates_one(client, two_taste_catalogue):
 
 def test_training_job_page_follows_a_running_training_in_place(client):
     from recommender.models import TrainingJob
-    from recommender.services import training_progress
+    from recommender.retraining import training_progress
 
     job = TrainingJob.objects.create(reason="manual", status="running")
     staff = UserFactory(username="watcher", is_staff=True)

@@ -1,7 +1,7 @@
 import pytest
 
+from movies.importer.load import movielens_import
 from movies.models import Movie
-from movies.services import movielens_import
 from recommender.ml import vae
 from recommender.recommendations import SOURCE_MODEL, recommendations_for_user, similar_movies
 from recommender.services import model_version_activate, model_version_train

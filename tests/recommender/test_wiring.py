@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from movies import pages
 from movies.signals import ratings_changed
-from recommender import services, tasks, views
+from recommender import retraining, tasks, views
 from recommender.models import TrainingJob
 from tests.accounts.factories import UserFactory
 from tests.movies.factories import MovieFactory
@@ -16,7 +16,7 @@ from tests.movies.factories import MovieFactory
 def test_the_pages_and_tasks_are_registered():
     assert pages.personal_home() is views.personal_home
     assert pages._movie_sections["similar_movies"] is views.similar_movies_section
-    assert current_app.tasks[services.TRAIN_MODEL_TASK] is tasks.model_version_train_task._get_current_object()
+    assert current_app.tasks[retraining.TRAIN_MODEL_TASK] is tasks.model_version_train_task._get_current_object()
 
 
 @pytest.mark.django_db

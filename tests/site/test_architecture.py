@@ -36,11 +36,6 @@ LAZY_ALLOWED = {
         "recommender/ml/",
         "recommender.ml.evaluation",
     ): "the VAE's validation scoring loads the evaluation code when it scores (evaluation does not import vae)",
-    (
-        "movies/services.py",
-        "movies.importer.load",
-    ): "movielens_import's old home, re-exported lazily by movies.services.__getattr__ for old callers; it dodges "
-    "movies.importer.load -> movies.services and goes once they import movies.importer.load",
 }
 
 

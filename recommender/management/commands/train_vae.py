@@ -6,14 +6,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from recommender.models import TrainingJob
+from recommender.retraining import training_job_enqueue, training_progress
 from recommender.selectors import model_version_active
-from recommender.services import (
-    TrainingError,
-    model_version_activate,
-    model_version_train,
-    training_job_enqueue,
-    training_progress,
-)
+from recommender.services import TrainingError, model_version_activate, model_version_train
 
 PROGRESS_BAR_WIDTH = 24
 
