@@ -25,6 +25,8 @@ import scipy.sparse as sp
 from recommender.ml.data import (
     RATING_MAX,
     RATING_MIN,
+    damped_deviation,
+    damped_mean,
     observed_mask,
     ratings_per_user,
     relevance_threshold,
@@ -80,7 +82,7 @@ class PopularityRecommender:
             scores = counts.copy()
         else:
             global_mean = matrix.data.mean() if matrix.nnz else (RATING_MIN + RATING_MAX) / 2
-            scores = (sums + self.damping * global_mean) / (counts + self.damping)
+            scores = damped_mean(sums, counts, self.damping, global_mean)
         scores[counts < self.min_count] = -np.inf
         self.item_scores = scores
         return self
@@ -109,7 +111,7 @@ class BiasRatingModel:
         matrix = sp.csr_matrix(matrix, dtype=np.float64)
         self.global_mean = float(matrix.data.mean())
         counts, sums = _item_counts_and_sums(matrix)
-        self.item_bias = (sums - counts * self.global_mean) / (counts + self.item_damping)
+        self.item_bias = damped_deviation(sums - counts * self.global_mean, counts, self.item_damping)
         return self
 
     def user_bias(self, ratings: sp.spmatrix) -> np.ndarray:
@@ -117,7 +119,7 @@ class BiasRatingModel:
         residuals = ratings.data - self.global_mean - self.item_bias[ratings.indices]
         rows = np.repeat(np.arange(ratings.shape[0]), np.diff(ratings.indptr))
         sums = np.bincount(rows, weights=residuals, minlength=ratings.shape[0])
-        return sums / (np.diff(ratings.indptr) + self.user_damping)
+        return damped_deviation(sums, np.diff(ratings.indptr), self.user_damping)
 
     def predict_ratings(self, fold_in: sp.spmatrix) -> np.ndarray:
         predictions = self.global_mean + self.item_bias[None, :] + self.user_bias(fold_in)[:, None]

@@ -81,6 +81,19 @@ def report_denormalize(values: np.ndarray) -> np.ndarray:
     return values * 4.0 + 1.0
 
 
+def damped_mean(sums: np.ndarray, counts: np.ndarray, damping: float, prior: float) -> np.ndarray:
+    """(sum + damping * prior) / (count + damping): a mean pulled towards `prior` while the count is small (Bayesian
+    average). Popularity scores and the rating head's starting biases use it; the catalogue's top-rated lists compute
+    the same in SQL (movies.selectors.popular_movies) and the Keras rating head with tensor ops."""
+    return (sums + damping * prior) / (counts + damping)
+
+
+def damped_deviation(deviation_sums: np.ndarray, counts: np.ndarray, damping: float) -> np.ndarray:
+    """sum of deviations / (count + damping): a mean deviation shrunk towards 0 while the count is small (the damped
+    movie and user biases of Koren 2010, section 2.1)."""
+    return deviation_sums / (counts + damping)
+
+
 def ratings_per_user(matrix: sp.spmatrix) -> np.ndarray:
     return np.diff(sp.csr_matrix(matrix).indptr)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.ml.data import RATING_MAX, RATING_MIN
+from recommender.ml.data import RATING_MAX, RATING_MIN, damped_deviation
 from recommender.ml.similarity import similar_items as table_similar_items
 
 UserRatings = sp.spmatrix | np.ndarray | Mapping[int, float]
@@ -145,7 +145,7 @@ class VAERecommender:
         deviations = np.bincount(
             rows, weights=normalized.data - movie_bias[normalized.indices], minlength=normalized.shape[0]
         )
-        return (deviations / (counts + damping)).astype(np.float32)
+        return damped_deviation(deviations, counts, damping).astype(np.float32)
 
     def _signed(self, stars: sp.csr_matrix) -> sp.csr_matrix:
         """+1 for liked, -1 for disliked, 0 in between, on the rated entries (the model's thresholds)."""

@@ -362,7 +362,7 @@ def _initial_rating_bias(normalized: sp.csr_matrix, rows: np.ndarray, damping: f
     global_mean = float(train_part.data.mean()) if train_part.nnz else 0.5
     sums = np.asarray(train_part.sum(axis=0)).ravel()
     counts = np.diff(train_part.tocsc().indptr)
-    return ((sums + damping * global_mean) / (counts + damping)).astype(np.float32)
+    return data.damped_mean(sums, counts, damping, global_mean).astype(np.float32)
 
 
 def _bias_statistics(normalized: sp.csr_matrix, item_damping: float) -> tuple[float, np.ndarray]:
