@@ -32,10 +32,6 @@ LAZY_ALLOWED = {
         "recommender/management/commands/evaluate_model.py",
         "recommender.ml.",
     ): "the command loads the ML code only when it runs, so `manage.py help` stays quick",
-    (
-        "recommender/ml/",
-        "recommender.ml.evaluation",
-    ): "the VAE's validation scoring loads the evaluation code when it scores (evaluation does not import vae)",
 }
 
 

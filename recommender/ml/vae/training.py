@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from recommender.ml import data
 from recommender.ml.baselines import BiasRatingModel
+from recommender.ml.evaluation import rating_scale, score_holdout
 from recommender.ml.inference import VAERecommender
 from recommender.ml.similarity import similar_items_table
 from recommender.ml.vae.calibration import _calibrate_item_item, _item_item_weights
@@ -341,7 +342,6 @@ def _validation_metrics(
     model: RecommenderVAE, matrix: sp.csr_matrix, validation_users: np.ndarray, config: VAEConfig
 ) -> dict[str, float]:
     """The evaluation protocol's metrics on the validation users' hidden ratings (the same split as training's)."""
-    from recommender.ml.evaluation import rating_scale, score_holdout
 
     fold_in, held_out = data.split_ratings_per_user(
         matrix[validation_users], config.validation_holdout_fraction, seed=config.seed

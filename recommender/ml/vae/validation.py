@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.ml import data
+from recommender.ml.evaluation import hits_matrix, jaccard_overlap, ndcg_at_k
 from recommender.ml.inference import exclude_rated, top_n_indices
 from recommender.ml.vae.config import NDCG_CUTOFFS
 from recommender.ml.vae.model import RecommenderVAE
@@ -39,7 +40,6 @@ def _row_slices(n_rows: int, batch_size: int = 512) -> Iterator[tuple[slice, Non
 
 def validation_ndcg(inputs: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 100):
     """score(model) -> mean NDCG@k over users with a relevant hidden movie (evaluation's metric)."""
-    from recommender.ml.evaluation import hits_matrix, ndcg_at_k
 
     n_relevant = np.diff(relevant.indptr)
     users = np.flatnonzero(n_relevant > 0)
@@ -81,7 +81,6 @@ class _ValidationScorer:
         self.inputs, self.mirrored, self.relevant, self.n_relevant = inputs, mirrored, relevant, n_relevant
 
     def score(self, as_rated: list[np.ndarray], mirrored: list[np.ndarray]) -> dict[str, float]:
-        from recommender.ml.evaluation import jaccard_overlap
 
         per_user: dict[str, list[np.ndarray]] = {f"ndcg@{k}": [] for k in NDCG_CUTOFFS}
         per_user["flip@10"] = []
@@ -95,6 +94,5 @@ class _ValidationScorer:
 
 
 def _ndcg_per_user(top: np.ndarray, relevant: sp.csr_matrix, n_relevant: np.ndarray, k: int = 100) -> np.ndarray:
-    from recommender.ml.evaluation import hits_matrix, ndcg_at_k
 
     return ndcg_at_k(hits_matrix(top, relevant), n_relevant, k)
