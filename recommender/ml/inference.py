@@ -369,7 +369,3 @@ def _stars(config: Any, normalized: float | None) -> float | None:
 def save_weights(weights: Mapping[str, np.ndarray], path: str | Path) -> None:
     np.savez(path, **weights)
 
-
-def export_weights_npz(model: Any, path: str | Path) -> None:
-    """Export a trained Keras model's weights to an .npz that :meth:`VAERecommender.load` reads."""
-    save_weights(export_weights(model), path)

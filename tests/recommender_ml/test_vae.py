@@ -9,7 +9,7 @@ import scipy.sparse as sp
 keras = pytest.importorskip("keras")
 
 from recommender.ml import baselines, data, evaluation, vae
-from recommender.ml.inference import VAERecommender, export_weights, export_weights_npz
+from recommender.ml.inference import VAERecommender, export_weights, save_weights
 
 # Smaller than the default preset but with two hidden layers, for the model-only tests (unlike tests.conftest.TINY,
 # which the Django tests use, it keeps the preset's batch size, learning rate and minimum ratings).
@@ -187,7 +187,7 @@ def test_numpy_forward_matches_keras(ratings: sp.csr_matrix, preset_name: str, o
     config = tiny(preset_name, max_epochs=2, **overrides)
     model = vae.train(ratings, config).model
     path = tmp_path / "weights.npz"
-    export_weights_npz(model, path)
+    save_weights(export_weights(model), path)
     recommender = VAERecommender.load(path)
     rows = np.arange(20)
     keras_outputs = model(dense_batch(config, ratings, rows))
