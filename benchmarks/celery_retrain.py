@@ -55,7 +55,7 @@ from typing import Self
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages must import
 
-from benchmarks.measure import ServiceStartError, private_redis_server, redis_answers
+from benchmarks.measure import ServiceStartError, celery_worker_command, private_redis_server, redis_answers
 
 POLL_SECONDS = 0.1
 WORKER_READY_SECONDS = 120  # the worker imports Django and the project; slow on a busy 2-core machine
@@ -96,25 +96,7 @@ def redis_broker(log):
 @contextmanager
 def celery_worker(log_path: Path, log):
     """The real worker on both queues, with this process's environment (same database, storage, settings)."""
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "mynextmovie_site",
-        "worker",
-        "-Q",
-        "default,training",
-        # A fixed name, not the host's: the results are committed.
-        "--concurrency",
-        "1",
-        "--max-tasks-per-child",
-        "1",
-        "--loglevel",
-        "INFO",
-        "--hostname",
-        "benchmark@benchmark",
-    ]
+    command = celery_worker_command(hostname="benchmark@benchmark")  # a fixed name: the results are committed
     with open(log_path, "w") as output:
         process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=output, stderr=subprocess.STDOUT)
         try:

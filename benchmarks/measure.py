@@ -193,3 +193,11 @@ def private_redis_server(start_seconds: float = 10):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def celery_worker_command(*, hostname: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """The worker as `./dev run` starts it: both queues, each task in a fresh child process."""
+    return [
+        sys.executable, "-m", "celery", "-A", "mynextmovie_site", "worker", "-Q", "default,training",
+        "--concurrency", "1", "--max-tasks-per-child", "1", "--loglevel", "INFO", "--hostname", hostname, *extra,
+    ]  # fmt: skip

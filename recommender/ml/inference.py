@@ -368,4 +368,3 @@ def _stars(config: Any, normalized: float | None) -> float | None:
 
 def save_weights(weights: Mapping[str, np.ndarray], path: str | Path) -> None:
     np.savez(path, **weights)
-

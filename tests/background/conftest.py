@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.measure import private_redis_server, redis_answers
+from benchmarks.measure import celery_worker_command, private_redis_server, redis_answers
 from tests.conftest import PROJECT_ROOT, TINY
 
 WORKER_READY_SECONDS = 60
@@ -141,27 +141,10 @@ class Worker:
         }
         self._log = open(log_path, "w")  # noqa: SIM115 - open while the worker runs, closed in stop()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mynextmovie_site",
-                "worker",
-                "-Q",
-                "default,training",
-                "--concurrency",
-                "1",
-                "--max-tasks-per-child",
-                "1",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            celery_worker_command(
+                hostname=f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                extra=("--without-gossip", "--without-mingle", "--without-heartbeat"),
+            ),
             cwd=PROJECT_ROOT,
             env=environment,
             stdout=self._log,

@@ -9,8 +9,6 @@ import datetime
 import json
 import logging
 import re
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -25,9 +23,9 @@ from recommender.models import ModelVersion, RecommendationLog, TrainingJob, Tra
 from recommender.retraining import training_job_request_if_due
 from recommender.selectors import model_version_active_id
 from tests.accounts.factories import UserFactory
-from tests.conftest import PROJECT_ROOT, TINY
+from tests.conftest import TINY
 
-from .conftest import SITE_THRESHOLD, celery_broker, database_url, wait_until
+from .conftest import SITE_THRESHOLD, celery_broker, wait_until
 
 pytestmark = [pytest.mark.celery_services, pytest.mark.django_db(transaction=True)]
 
@@ -90,7 +88,7 @@ def test_ratings_trigger_a_training_whose_model_then_serves(site, start_worker):
 
 
 def test_broker_down_keeps_the_site_working_and_the_periodic_check_queues_later(
-    site, start_worker, redis_broker, tmp_path, caplog
+    site, start_worker, redis_broker, start_beat, caplog
 ):
     worker = start_worker()
     with celery_broker(f"redis://127.0.0.1:{free_port()}/0"), caplog.at_level(logging.ERROR):  # nothing listens there
@@ -102,39 +100,10 @@ def test_broker_down_keeps_the_site_working_and_the_periodic_check_queues_later(
     assert failed.status == TrainingJob.Status.FAILED and "could not be queued" in failed.error
 
     # Broker back: beat's periodic check (every second here) queues the training the ratings could not.
-    beat_log = open(tmp_path / "beat.log", "w")  # noqa: SIM115 - open while beat runs, closed below
-    beat = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mynextmovie_site",
-            "beat",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ],
-        cwd=PROJECT_ROOT,
-        stdout=beat_log,
-        stderr=subprocess.STDOUT,
-        env={
-            **__import__("os").environ,
-            "DJANGO_SETTINGS_MODULE": "mynextmovie_site.settings.test",
-            "DATABASE_URL": database_url(),
-            "CELERY_BROKER_URL": redis_broker,
-            "RETRAIN_CHECK_SECONDS": "1",
-        },
+    start_beat(RETRAIN_CHECK_SECONDS="1")
+    new_id = wait_until(
+        lambda: new_active_version(site["v1"].pk), TRAINING_SECONDS, "training queued by the periodic check", worker
     )
-    try:
-        new_id = wait_until(
-            lambda: new_active_version(site["v1"].pk), TRAINING_SECONDS, "training queued by the periodic check", worker
-        )
-    finally:
-        beat.terminate()
-        beat.wait(15)
-        beat_log.close()
     queued_later = TrainingJob.objects.exclude(pk=failed.pk).get()
     assert queued_later.reason == TrainingJob.Reason.PERIODIC and queued_later.model_version_id == new_id
 
