@@ -52,7 +52,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "activated_at",
     )
     list_filter = ("status", "preset", "activation_decision")
-    actions = ("activate", "retrain_now")
+    actions = ("activate", "retrain_now", "delete_selected")
     readonly_fields = [f.name for f in ModelVersion._meta.fields] + ["loss_plot"]
     change_list_template = "admin/recommender/modelversion/change_list.html"
 
@@ -63,20 +63,41 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return [retrain, *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {**(extra_context or {}), "training_state": training_state()})
+        context = {"training_state": training_state(), "can_retrain": self.has_retrain_permission(request)}
+        return super().changelist_view(request, {**(extra_context or {}), **context})
 
     def retrain_view(self, request):
         # POST only (CSRF-protected form in the change list); a GET just goes back to the list.
-        if request.method == "POST" and self.has_change_permission(request):
+        if not self.has_retrain_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
             _retrain_now(self, request)
         return redirect("admin:recommender_modelversion_changelist")
 
-    @admin.action(description="Retrain now (queue a background training on every current rating)")
+    @admin.action(
+        description="Retrain now (queue a background training on every current rating)", permissions=["retrain"]
+    )
     def retrain_now(self, request, queryset):
         _retrain_now(self, request)
 
+    # A version is a read-only record of a training: nobody edits one; putting one in service, queueing a training
+    # and deleting an inactive version each need their own permission.
     def has_add_permission(self, request) -> bool:
-        return False  # versions come from training, never from a form
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_activate_permission(self, request) -> bool:
+        return request.user.has_perm("recommender.activate_modelversion")
+
+    def has_retrain_permission(self, request) -> bool:
+        return request.user.has_perm("recommender.retrain_modelversion")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.status in (ModelVersion.Status.ACTIVE, ModelVersion.Status.TRAINING):
+            return False  # the model in service, or one a worker is writing
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="training time")
     def training_time(self, version: ModelVersion) -> str:
@@ -99,18 +120,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="loss curve")
     def loss_plot(self, version: ModelVersion) -> str:
         # Inlined from storage, so it shows whatever storage backend holds the artifacts.
+        if not version.artifact_path:  # failed before its files were written
+            return "-"
         try:
             png = artifact_read(
                 folder=version.artifact_path, name=LOSS_PLOT, expected_sha256=version.artifact_sha256.get(LOSS_PLOT)
             )
         except ArtifactError as error:
-            return str(error) if version.artifact_path else "-"
+            return str(error)
         return format_html(
             '<img src="data:image/png;base64,{}" alt="training and validation loss per epoch" style="max-width:700px">',
             base64.b64encode(png).decode(),
         )
 
-    @admin.action(description="Activate the selected version (put it in service)")
+    @admin.action(description="Activate the selected version (put it in service)", permissions=["activate"])
     def activate(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
@@ -180,8 +203,17 @@ class TrainingJobAdmin(admin.ModelAdmin):
         job = get_object_or_404(TrainingJob, pk=job_id)
         return HttpResponse(progress_html(job, refresh_url=request.path))
 
+    # Jobs are read-only records; finished ones may be deleted (with the delete permission), pending ones never.
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.pending:
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="progress")
     def live_progress(self, job: TrainingJob) -> str:

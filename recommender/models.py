@@ -39,6 +39,11 @@ class ModelVersion(models.Model):
     class Meta:
         ordering = ("-created_at",)
         get_latest_by = "created_at"
+        # Versions are read-only records; what an administrator may do with them is one of these.
+        permissions = (
+            ("activate_modelversion", "Can put a model version in service"),
+            ("retrain_modelversion", "Can queue a training of a new model version"),
+        )
         constraints = [
             # The database guarantees there is never more than one active model.
             models.UniqueConstraint(

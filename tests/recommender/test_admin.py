@@ -63,3 +63,78 @@ def test_training_job_page_follows_a_running_training_in_place(client):
     finished = client.get(progress_url).text
     assert "hx-trigger" not in finished and "(succeeded)" in finished  # done: the block stops polling
     assert client.get(reverse("admin:recommender_trainingjob_progress", args=[job.pk + 99])).status_code == 404
+
+
+def _staff_with(client, *codenames):
+    from django.contrib.auth.models import Permission
+
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(staff)
+    return staff
+
+
+def test_a_staff_member_who_may_only_view_cannot_activate_retrain_or_delete(client, db):
+    from recommender.models import TrainingJob
+
+    active = ModelVersion.objects.create(status=ModelVersion.Status.ACTIVE)
+    ready = ModelVersion.objects.create(status=ModelVersion.Status.READY)
+    _staff_with(client, "view_modelversion", "view_trainingjob")
+    url = reverse("admin:recommender_modelversion_changelist")
+    listing = client.get(url)
+    assert listing.status_code == 200
+    assert 'value="activate"' not in listing.text and 'value="retrain_now"' not in listing.text
+    assert 'value="delete_selected"' not in listing.text and "Retrain now</button>" not in listing.text
+    for action in ("activate", "retrain_now", "delete_selected"):
+        client.post(url, {"action": action, "_selected_action": [ready.pk], "post": "yes"})
+    assert client.post(reverse("admin:recommender_modelversion_retrain")).status_code == 403
+    ready.refresh_from_db()
+    assert ready.status == "ready" and ModelVersion.objects.count() == 2 and not TrainingJob.objects.exists()
+    # Read-only records: the version page has no Save button, and a POST to it changes nothing.
+    page = client.get(reverse("admin:recommender_modelversion_change", args=[active.pk]))
+    assert page.status_code == 200 and 'name="_save"' not in page.text
+    assert (
+        client.post(reverse("admin:recommender_modelversion_change", args=[active.pk]), {"preset": "x"}).status_code
+        == 403
+    )
+
+
+def test_each_action_needs_its_own_permission(client, db, monkeypatch):
+    from recommender import admin as recommender_admin
+    from recommender.models import TrainingJob
+
+    monkeypatch.setattr(recommender_admin, "training_job_enqueue", lambda **kwargs: None)
+    ModelVersion.objects.create(status=ModelVersion.Status.ACTIVE)
+    ready = ModelVersion.objects.create(status=ModelVersion.Status.READY)
+    _staff_with(client, "view_modelversion", "retrain_modelversion")
+    url = reverse("admin:recommender_modelversion_changelist")
+    listing = client.get(url)
+    assert 'value="retrain_now"' in listing.text and 'value="activate"' not in listing.text
+    assert client.post(reverse("admin:recommender_modelversion_retrain"), follow=True).status_code == 200
+    client.post(url, {"action": "activate", "_selected_action": [ready.pk]})
+    ready.refresh_from_db()
+    assert ready.status == "ready" and not TrainingJob.objects.exists()
+
+
+def test_the_active_version_and_pending_jobs_cannot_be_deleted(client, db):
+    from recommender.models import TrainingJob
+
+    active = ModelVersion.objects.create(status=ModelVersion.Status.ACTIVE)
+    old = ModelVersion.objects.create(status=ModelVersion.Status.FAILED, error="boom")
+    _staff_with(client, "view_modelversion", "delete_modelversion", "view_trainingjob", "delete_trainingjob")
+    assert client.get(reverse("admin:recommender_modelversion_delete", args=[active.pk])).status_code == 403
+    url = reverse("admin:recommender_modelversion_changelist")
+    with_active = {"action": "delete_selected", "_selected_action": [active.pk, old.pk], "post": "yes"}
+    assert client.post(url, with_active).status_code == 403  # a selection that holds the active version: refused
+    assert ModelVersion.objects.count() == 2
+    client.post(url, {"action": "delete_selected", "_selected_action": [old.pk], "post": "yes"})
+    assert list(ModelVersion.objects.all()) == [active]
+
+    running = TrainingJob.objects.create(reason="manual", status="running")
+    done = TrainingJob.objects.create(reason="manual", status="failed", pending=None)
+    assert client.get(reverse("admin:recommender_trainingjob_delete", args=[running.pk])).status_code == 403
+    jobs = reverse("admin:recommender_trainingjob_changelist")
+    both = {"action": "delete_selected", "_selected_action": [running.pk, done.pk], "post": "yes"}
+    assert client.post(jobs, both).status_code == 403 and TrainingJob.objects.count() == 2
+    client.post(jobs, {"action": "delete_selected", "_selected_action": [done.pk], "post": "yes"})
+    assert list(TrainingJob.objects.all()) == [running]
