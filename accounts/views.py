@@ -7,17 +7,20 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_http_methods
 from django.views.generic import FormView
 
 from .forms import DeleteAccountForm, LoginForm, ProfileForm, SignupForm
 from .selectors import user_occupation_suggestions, user_rating_count
 from .services import user_delete, user_login_failures_reset, user_sign_up, user_update_profile
+from .throttling import limited, member_key
 
 # The backend that checks passwords; named when logging in a user who just signed up, since several are configured.
 PASSWORD_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
+@method_decorator(limited("login"), name="post")
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
@@ -38,6 +41,7 @@ class LogoutView(auth_views.LogoutView):
         return response
 
 
+@method_decorator(limited("signup"), name="post")
 class SignupView(auth_views.RedirectURLMixin, FormView):
     template_name = "accounts/signup.html"
     form_class = SignupForm
@@ -73,6 +77,7 @@ def _posted_data(request: HttpRequest):
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@limited("profile", key=member_key)  # an e-mail change re-checks the password
 def profile(request: HttpRequest) -> HttpResponse:
     # Always the signed-in user's own profile: there is no URL that names another account.
     suggestions = user_occupation_suggestions()
@@ -87,6 +92,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@limited("password_check", key=member_key)
 def delete_account(request: HttpRequest) -> HttpResponse:
     form = DeleteAccountForm(_posted_data(request), user=request.user)
     if request.method == "POST" and form.is_valid():
@@ -98,6 +104,7 @@ def delete_account(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/delete.html", context)
 
 
+@method_decorator(limited("password_check", key=member_key), name="post")
 class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:password_change_done")
@@ -107,6 +114,7 @@ class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
     template_name = "accounts/password_change_done.html"
 
 
+@method_decorator(limited("password_reset"), name="post")
 class PasswordResetView(auth_views.PasswordResetView):
     # The same "done" page whether or not the address belongs to an account: nothing tells which exist.
     template_name = "accounts/password_reset.html"

@@ -392,9 +392,14 @@ def worker_memory_mb(worker: subprocess.Popen) -> dict[str, float]:
     }
 
 
-def settle_memory(worker: subprocess.Popen) -> dict[str, float]:
-    """After a task the pool child exits and a fresh one is forked: read the memory once that happened."""
+def settle_memory(worker: subprocess.Popen, wait_seconds: float = 60) -> dict[str, float]:
+    """After a task the pool child exits and a fresh one is forked: read the memory once the new child is there."""
+    import psutil
+
     time.sleep(3)
+    deadline = time.monotonic() + wait_seconds
+    while not psutil.Process(worker.pid).children(recursive=True) and time.monotonic() < deadline:
+        time.sleep(0.2)
     return worker_memory_mb(worker)
 
 

@@ -3,6 +3,8 @@ import unicodedata
 from django.conf import settings
 from django.db import models
 
+from .links import is_web_link
+
 # Ratings are half stars from 0.5 to 5.0; the database enforces it so no code path can store another value.
 RATING_SCORES = tuple(step / 2 for step in range(1, 11))
 MIN_SCORE, MAX_SCORE = RATING_SCORES[0], RATING_SCORES[-1]
@@ -66,7 +68,7 @@ class Movie(models.Model):
     def imdb_link(self) -> str:
         if self.imdb_id:
             return f"https://www.imdb.com/title/{self.imdb_id}/"
-        return self.imdb_url
+        return self.imdb_url if is_web_link(self.imdb_url) else ""  # never javascript: or data: links
 
     @property
     def tmdb_link(self) -> str:

@@ -19,6 +19,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.throttling import limited, member_key
+
 from . import pages, selectors, services
 from .forms import CatalogueFilterForm, MovieChoiceForm, RatingForm
 from .models import Movie
@@ -176,6 +178,8 @@ def movie_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@limited("rating", key=member_key)
+@limited("rating_daily", key=member_key)
 @_login_required_for_writes
 def rate(request: HttpRequest) -> HttpResponse:
     form = RatingForm(request.POST)

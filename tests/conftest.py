@@ -70,6 +70,15 @@ def two_taste_catalogue(db):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: the abuse limits' counters never carry over from another test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def fresh_registry(request):
     """Each test starts with no model loaded and checks the active version on every call."""
     if (

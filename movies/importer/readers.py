@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from ..links import is_web_link
 from .errors import DatasetError
 from .rating_chunks import RatingChunk, read_rating_chunks
 from .sources import LAYOUT_100K, LAYOUT_CSV, LAYOUT_DAT, DatasetSource
@@ -194,7 +195,7 @@ class MovieLens100KReader(Reader):
                     title=title,
                     year=year or (release_date.year if release_date else None),
                     release_date=release_date,
-                    imdb_url=fields[4].strip(),
+                    imdb_url=fields[4].strip() if is_web_link(fields[4]) else "",  # never javascript: links
                     genres=tuple(name for name, flag in zip(genre_names, flags) if flag == "1"),
                 )
             )

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "movies",
     "recommender",
     "axes",
+    "django_ratelimit",
 ]
 
 MIDDLEWARE = [
@@ -42,6 +43,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a rate limit hit (django-ratelimit) into RATELIMIT_VIEW's 429 page.
+    "django_ratelimit.middleware.RatelimitMiddleware",
     # Last, as django-axes asks: it turns a flagged lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -177,6 +180,21 @@ AXES_VERBOSE = False  # no "AXES: BEGIN" log line from every process and managem
 # Our own page (HTTP 429) that says how long to wait and offers a password reset.
 AXES_LOCKOUT_CALLABLE = "accounts.views.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip_address"
+# Abuse limits (django-ratelimit), per client address (as AXES_CLIENT_IP_CALLABLE finds it) or per member, set so
+# that a real person never meets them; a hit answers 429 (a page, or JSON for API-style callers). "N/m", "N/h",
+# "N/d" or "N/10m". Counters live in the cache: with REDIS_URL, shared by every web process.
+RATELIMIT_VIEW = "accounts.throttling.rate_limited"
+RATE_LIMITS = {
+    # Log-in attempts from one address, whatever the usernames: floods of made-up names and password spraying.
+    "login": env.str("RATE_LIMIT_LOGIN", default="30/10m"),
+    "signup": env.str("RATE_LIMIT_SIGNUP", default="10/h"),
+    "password_reset": env.str("RATE_LIMIT_PASSWORD_RESET", default="5/h"),
+    # Re-checks of a member's own password: changing it, deleting the account, changing the e-mail address.
+    "password_check": env.str("RATE_LIMIT_PASSWORD_CHECK", default="10/h"),
+    "profile": env.str("RATE_LIMIT_PROFILE", default="30/h"),
+    "rating": env.str("RATE_LIMIT_RATING", default="120/m"),
+    "rating_daily": env.str("RATE_LIMIT_RATING_DAILY", default="2000/d"),
+}
 # Behind N reverse proxies that each append to X-Forwarded-For, the client is the Nth address from the right;
 # 0 (the default) uses REMOTE_ADDR. Never set it higher than the proxies really there: clients can forge the rest.
 ACCOUNTS_TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
@@ -185,6 +203,13 @@ ACCOUNTS_TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 # REDIS_URL is the broker and result store (production, CI). Without it an embedded broker keeps messages as
 # files under var/celery/, so `./dev run` starts a real worker on a fresh machine with no server to install.
 REDIS_URL = env.str("REDIS_URL", default="")
+# The cache: Redis when configured (shared by every web process: the abuse limits' counters), else each process's
+# own memory (one process in development; limits then count per process, said by silencing the check below).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 CELERY_DIR = VAR_DIR / "celery"
 RETRAIN_THRESHOLD = env.int("RETRAIN_THRESHOLD", default=500)  # new or changed ratings since the last snapshot
 # Beat's periodic check: queues a training the rating trigger could not, and recovers one whose worker died.

@@ -1,8 +1,15 @@
 """Production settings: HTTPS only, secrets from the environment, `check --deploy` clean."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *
 from .base import DEBUG, SECRET_KEY, env, require_production_secret_key
 
+if DEBUG:
+    # DEBUG shows tracebacks, settings and SQL to anyone who triggers an error: never in production.
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG is true, which the production settings refuse: unset it, or use mynextmovie_site.settings.local."
+    )
 require_production_secret_key(SECRET_KEY, DEBUG)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
