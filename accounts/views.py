@@ -76,7 +76,7 @@ def _posted_data(request: HttpRequest):
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @limited("profile", key=member_key)  # an e-mail change re-checks the password
 def profile(request: HttpRequest) -> HttpResponse:
     # Always the signed-in user's own profile: there is no URL that names another account.
@@ -91,7 +91,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @limited("password_check", key=member_key)
 def delete_account(request: HttpRequest) -> HttpResponse:
     form = DeleteAccountForm(_posted_data(request), user=request.user)

@@ -17,19 +17,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
-from accounts.throttling import limited, member_key
+from accounts.throttling import limited, member_key, wants_json
 
 from . import pages, selectors, services
 from .forms import CatalogueFilterForm, MovieChoiceForm, RatingForm
 from .models import Movie
 from .pages import ONBOARDING_TARGET, PAGE_STEP, shown_count
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    accept = request.headers.get("Accept", "")
-    return "application/json" in accept and "text/html" not in accept
 
 
 def _safe_next(request: HttpRequest, fallback: str) -> str:
@@ -43,7 +38,7 @@ def _done(
     request: HttpRequest, *, ok: bool, message: str, fallback: str, status: int = 400, payload: dict | None = None
 ) -> HttpResponse:
     """One way to answer every write: JSON for API-style callers, else a message and a redirect back."""
-    if _wants_json(request):
+    if wants_json(request):
         return JsonResponse(
             {"ok": True, "message": message, **(payload or {})} if ok else {"ok": False, "error": message},
             status=200 if ok else status,
@@ -57,7 +52,7 @@ def _login_required_for_writes(view):
 
     def wrapped(request: HttpRequest, *args, **kwargs):
         if not request.user.is_authenticated:
-            if _wants_json(request):
+            if wants_json(request):
                 return JsonResponse({"ok": False, "error": "Log in to rate movies and keep lists."}, status=401)
             messages.info(request, "Log in (or sign up) to rate movies and get personal recommendations.")
             return redirect(
@@ -72,7 +67,7 @@ def _login_required_for_writes(view):
 # ------------------------------------------------------------------------------------------- home
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     """Guests get the top-rated page; members first rate a few movies, then get their personal home page."""
     if request.user.is_authenticated:
@@ -85,7 +80,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return top_rated(request)
 
 
-@require_GET
+@require_safe
 def top_rated(request: HttpRequest) -> HttpResponse:
     """Guest mode: pick a genre (or all) and see its best-rated movies by damped average."""
     genres = list(selectors.genre_list())
@@ -128,7 +123,7 @@ def _onboarding(request: HttpRequest, rated_count: int) -> HttpResponse:
 # ------------------------------------------------------------------------------------------- catalogue
 
 
-@require_GET
+@require_safe
 def catalogue(request: HttpRequest) -> HttpResponse:
     form = CatalogueFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
@@ -153,7 +148,7 @@ def catalogue(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def movie_detail(request: HttpRequest, pk: int) -> HttpResponse:
     movie = get_object_or_404(Movie.objects.prefetch_related("genres"), pk=pk)
     distribution = selectors.rating_distribution(movie=movie)
@@ -254,14 +249,14 @@ not_interested_toggle = _movie_list_action(
 
 
 @login_required
-@require_GET
+@require_safe
 def my_ratings(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.user_ratings(user=request.user), 25).get_page(request.GET.get("page"))
     return render(request, "movies/my_ratings.html", {"page": page, "scores": {r.movie_id: r.score for r in page}})
 
 
 @login_required
-@require_GET
+@require_safe
 def about_my_ratings(request: HttpRequest) -> HttpResponse:
     return render(
         request, "movies/about_my_ratings.html", {"summary": selectors.user_rating_summary(user=request.user)}
@@ -269,6 +264,6 @@ def about_my_ratings(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def my_watchlist(request: HttpRequest) -> HttpResponse:
     return render(request, "movies/watchlist.html", {"items": selectors.watchlist(user=request.user)})

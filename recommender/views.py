@@ -12,7 +12,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from movies import selectors as movie_selectors
 from movies.models import Movie
@@ -44,7 +44,7 @@ def personal_home(request: HttpRequest, *, rated_count: int) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def history(request: HttpRequest) -> HttpResponse:
     page = Paginator(recommendation_history(user=request.user), 30).get_page(request.GET.get("page"))
     return render(

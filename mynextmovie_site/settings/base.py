@@ -42,7 +42,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Logs a member out after SESSION_IDLE_SECONDS without a request, or SESSION_ABSOLUTE_SECONDS after logging in.
+    "accounts.sessions.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Permissions-Policy everywhere; Cache-Control: no-store on pages served to a logged-in member.
+    "mynextmovie_site.security.SecurityHeadersMiddleware",
     # Turns a rate limit hit (django-ratelimit) into RATELIMIT_VIEW's 429 page.
     "django_ratelimit.middleware.RatelimitMiddleware",
     # Last, as django-axes asks: it turns a flagged lockout into the lockout page.
@@ -180,10 +184,16 @@ AXES_VERBOSE = False  # no "AXES: BEGIN" log line from every process and managem
 # Our own page (HTTP 429) that says how long to wait and offers a password reset.
 AXES_LOCKOUT_CALLABLE = "accounts.views.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip_address"
+# Sessions: at most two weeks after logging in, and ended after three days without a visit (sliding).
+SESSION_ABSOLUTE_SECONDS = env.int("DJANGO_SESSION_ABSOLUTE_SECONDS", default=14 * 24 * 3600)
+SESSION_IDLE_SECONDS = env.int("DJANGO_SESSION_IDLE_SECONDS", default=3 * 24 * 3600)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
 # Abuse limits (django-ratelimit), per client address (as AXES_CLIENT_IP_CALLABLE finds it) or per member, set so
 # that a real person never meets them; a hit answers 429 (a page, or JSON for API-style callers). "N/m", "N/h",
 # "N/d" or "N/10m". Counters live in the cache: with REDIS_URL, shared by every web process.
 RATELIMIT_VIEW = "accounts.throttling.rate_limited"
+# A failed CSRF check: the site's 403 page, or JSON for API-style callers (not Django's unstyled page).
+CSRF_FAILURE_VIEW = "mynextmovie_site.security.csrf_failure"
 RATE_LIMITS = {
     # Log-in attempts from one address, whatever the usernames: floods of made-up names and password spraying.
     "login": env.str("RATE_LIMIT_LOGIN", default="30/10m"),
