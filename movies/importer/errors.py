@@ -1,7 +1,22 @@
+EXCERPT_CHARACTERS = 60
+MESSAGE_CHARACTERS = 300
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARACTERS) -> str:
+    """A bad value as an error message shows it: its repr, cut to `limit` characters (a whole 50 MB line never is)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(str(value)):,} characters)"
+
+
 class DatasetError(Exception):
-    """A problem with the input files, reported with the file and line it was found at."""
+    """A problem with the input files, reported with the file and line it was found at (the reason cut short, so a
+    huge bad value is never echoed whole)."""
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        if len(message) > MESSAGE_CHARACTERS:
+            message = message[:MESSAGE_CHARACTERS] + "..."
         self.file, self.line, self.reason = file, line, message
         where = file or ""
         if file and line:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from movies.models import RATING_SCORES
 
-from .errors import DatasetError
+from .errors import DatasetError, excerpt
 from .sources import DatasetSource
 
 RATINGS_CHUNK_ROWS = 100_000
@@ -116,7 +116,7 @@ def _validate_rating_frame(frame: pd.DataFrame, name: str, first_line: int) -> R
     def fail(column: str, bad: np.ndarray, reason: str) -> None:
         row = int(np.argmax(bad))
         raw_value = frame[column].iat[row]
-        shown = f"{raw_value:g}" if isinstance(raw_value, (int, float, np.number)) else repr(str(raw_value))
+        shown = f"{raw_value:g}" if isinstance(raw_value, (int, float, np.number)) else excerpt(str(raw_value))
         message = f"missing {column} field" if pd.isna(raw_value) else f"{column} {shown} {reason}"
         raise DatasetError(message, file=name, line=first_line + row)
 

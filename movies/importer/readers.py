@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from ..links import is_web_link
-from .errors import DatasetError
+from .errors import DatasetError, excerpt
 from .rating_chunks import RatingChunk, read_rating_chunks
 from .sources import LAYOUT_100K, LAYOUT_CSV, LAYOUT_DAT, DatasetSource
 from .titles import split_title
@@ -98,9 +98,9 @@ def _parse_int(value: str, what: str, name: str, line: int, *, allow_empty: bool
     try:
         number = int(value)
     except ValueError:
-        raise DatasetError(f"{what} {value!r} is not a whole number", file=name, line=line) from None
+        raise DatasetError(f"{what} {excerpt(value)} is not a whole number", file=name, line=line) from None
     if number < 0:
-        raise DatasetError(f"{what} {value!r} is negative", file=name, line=line)
+        raise DatasetError(f"{what} {excerpt(value)} is negative", file=name, line=line)
     return number
 
 
@@ -125,7 +125,7 @@ def _parse_release_date(value: str, name: str, line: int) -> date | None:
     try:
         return datetime.strptime(value, "%d-%b-%Y").date()
     except ValueError:
-        raise DatasetError(f"release date {value!r} is not like 01-Jan-1995", file=name, line=line) from None
+        raise DatasetError(f"release date {excerpt(value)} is not like 01-Jan-1995", file=name, line=line) from None
 
 
 # ---------------------------------------------------------------------------------------------- readers
@@ -209,7 +209,7 @@ class MovieLens100KReader(Reader):
         users = []
         for line, (user_id, age, gender, occupation, zip_code) in _split_fields(text, "|", 5, "u.user"):
             if gender not in ("M", "F", ""):
-                raise DatasetError(f"gender {gender!r} is not M or F", file="u.user", line=line)
+                raise DatasetError(f"gender {excerpt(gender)} is not M or F", file="u.user", line=line)
             users.append(
                 UserRecord(
                     movielens_id=_parse_int(user_id, "user id", "u.user", line),

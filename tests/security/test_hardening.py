@@ -64,3 +64,15 @@ def test_production_settings_refuse_debug():
         DATABASE_URL="sqlite:///:memory:",
     )
     assert result.returncode != 0 and "DJANGO_DEBUG is true, which the production settings refuse" in result.stderr
+
+
+def test_a_huge_bad_value_is_reported_with_file_line_and_a_short_excerpt(tmp_path):
+    from movies.importer.errors import DatasetError
+
+    huge = "9" * 1_000_000 + "x"  # a whole megabyte in one field
+    folder = write_100k(tmp_path / "ml-100k", ratings=["1\t1\t5\t881250949", f"2\t{huge}\t4\t891717742"])
+    with pytest.raises(DatasetError) as caught:
+        movielens_import(location=str(folder))
+    message = str(caught.value)
+    assert message.startswith("u.data, line 2: movie") and len(message) < 150 and "1,000,001 characters" in message
+    assert not Movie.objects.exists()  # nothing written
