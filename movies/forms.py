@@ -35,4 +35,6 @@ class CatalogueFilterForm(forms.Form):
         label="Sort by",
         required=False,
         choices=[("popular", "Most rated"), ("best", "Best rated"), ("newest", "Newest"), ("title", "Title")],
+        # Django's default message repeats the value sent, whatever its size.
+        error_messages={"invalid_choice": "Sort by most rated, best rated, newest or title."},
     )

@@ -11,6 +11,7 @@ from django.db.models import Avg, Count, Exists, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .importer.errors import excerpt
 from .models import RATING_SCORES, Movie, NotInterested, Rating, WatchlistItem
 from .signals import ratings_changed
 
@@ -71,9 +72,9 @@ def parse_score(value: object) -> float:
     try:
         score = float(str(value).strip().replace(",", "."))
     except ValueError:
-        raise RatingError(f"{value!r} is not a number of stars: choose 0.5 to 5 in half-star steps.") from None
+        raise RatingError(f"{excerpt(value)} is not a number of stars: choose 0.5 to 5 in half-star steps.") from None
     if math.isnan(score) or score not in RATING_SCORES:  # NaN, out of range or not a half step
-        raise RatingError(f"{value} stars is not a rating: choose 0.5 to 5 in half-star steps.")
+        raise RatingError(f"{excerpt(value, quoted=False)} stars is not a rating: choose 0.5 to 5 in half-star steps.")
     return score
 
 

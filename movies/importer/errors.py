@@ -2,9 +2,10 @@ EXCERPT_CHARACTERS = 60
 MESSAGE_CHARACTERS = 300
 
 
-def excerpt(value: object, limit: int = EXCERPT_CHARACTERS) -> str:
-    """A bad value as an error message shows it: its repr, cut to `limit` characters (a whole 50 MB line never is)."""
-    text = repr(value)
+def excerpt(value: object, limit: int = EXCERPT_CHARACTERS, *, quoted: bool = True) -> str:
+    """A bad value as an error message shows it: its repr (or plain text), cut to `limit` characters, with the
+    length of the whole (a 50 MB line is never echoed whole)."""
+    text = repr(value) if quoted else str(value)
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(str(value)):,} characters)"

@@ -76,3 +76,17 @@ def test_a_huge_bad_value_is_reported_with_file_line_and_a_short_excerpt(tmp_pat
     message = str(caught.value)
     assert message.startswith("u.data, line 2: movie") and len(message) < 150 and "1,000,001 characters" in message
     assert not Movie.objects.exists()  # nothing written
+
+
+def test_errors_never_echo_a_huge_value(client):
+    from movies.services import RatingError, parse_score
+
+    for huge in ("x" * 100_000, "9" * 100_000):
+        with pytest.raises(RatingError) as caught:
+            parse_score(huge)
+        assert len(str(caught.value)) < 200 and "100,000 characters" in str(caught.value)
+    from movies.forms import CatalogueFilterForm
+
+    form = CatalogueFilterForm({"sort": "s" * 50_000})
+    assert not form.is_valid() and len(form.errors["sort"][0]) < 100  # Django's default repeats the value
+    assert client.get(reverse("movies:catalogue"), {"sort": "s" * 50_000}).status_code == 200
