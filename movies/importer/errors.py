@@ -1,4 +1,8 @@
 EXCERPT_CHARACTERS = 60
+# Bounds of what the database can store: ids are 32-bit integer columns on PostgreSQL (SQLite would take more and
+# the same data would then fail there); timestamps must be a real date (Unix seconds up to the year 2100).
+MAX_ID = 2**31 - 1
+MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01
 MESSAGE_CHARACTERS = 300
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from movies.models import RATING_SCORES
 
-from .errors import DatasetError, excerpt
+from .errors import MAX_ID, MAX_TIMESTAMP, DatasetError, excerpt
 from .sources import DatasetSource
 
 RATINGS_CHUNK_ROWS = 100_000
@@ -138,6 +138,12 @@ def _validate_rating_frame(frame: pd.DataFrame, name: str, first_line: int) -> R
         bad = keep & ((values != np.floor(values)) | (values < 0))
         if bad.any():
             fail(column, bad, "is not a non-negative whole number")
+        largest = MAX_TIMESTAMP if column == "timestamp" else MAX_ID
+        bad = keep & (values > largest)
+        if bad.any():
+            fail(
+                column, bad, f"is larger than {largest:,}" + (" (after the year 2100)" if column == "timestamp" else "")
+            )
     bad = keep & ~np.isin(numbers["rating"], _VALID_SCORES)
     if bad.any():
         fail("rating", bad, "is outside 0.5-5 stars in half-star steps")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from ..links import is_web_link
-from .errors import DatasetError, excerpt
+from .errors import MAX_ID, MAX_TIMESTAMP, DatasetError, excerpt
 from .rating_chunks import RatingChunk, read_rating_chunks
 from .sources import LAYOUT_100K, LAYOUT_CSV, LAYOUT_DAT, DatasetSource
 from .titles import split_title
@@ -91,7 +91,9 @@ def decode(source: DatasetSource, name: str, encodings: tuple[str, ...]) -> str:
     ) from first
 
 
-def _parse_int(value: str, what: str, name: str, line: int, *, allow_empty: bool = False) -> int | None:
+def _parse_int(
+    value: str, what: str, name: str, line: int, *, allow_empty: bool = False, largest: int = MAX_ID
+) -> int | None:
     value = value.strip()
     if not value and allow_empty:
         return None
@@ -101,6 +103,8 @@ def _parse_int(value: str, what: str, name: str, line: int, *, allow_empty: bool
         raise DatasetError(f"{what} {excerpt(value)} is not a whole number", file=name, line=line) from None
     if number < 0:
         raise DatasetError(f"{what} {excerpt(value)} is negative", file=name, line=line)
+    if number > largest:
+        raise DatasetError(f"{what} {excerpt(value)} is larger than {largest:,}", file=name, line=line)
     return number
 
 
@@ -381,7 +385,7 @@ def _tag_record(fields: list[str], name: str, line: int) -> TagRecord:
         user_id=_parse_int(user_id, "user id", name, line),
         movie_id=_parse_int(movie_id, "movie id", name, line),
         text=text.strip(),
-        timestamp=_parse_int(timestamp, "timestamp", name, line),
+        timestamp=_parse_int(timestamp, "timestamp", name, line, largest=MAX_TIMESTAMP),
     )
 
 

@@ -90,3 +90,23 @@ def test_errors_never_echo_a_huge_value(client):
     form = CatalogueFilterForm({"sort": "s" * 50_000})
     assert not form.is_valid() and len(form.errors["sort"][0]) < 100  # Django's default repeats the value
     assert client.get(reverse("movies:catalogue"), {"sort": "s" * 50_000}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("rating_line", "expected"),
+    [
+        (
+            "1\t1\t5\t99999999999999999999",
+            r"u\.data, line 2: timestamp .* is larger than 4,102,444,800 \(after the year 2100\)",
+        ),
+        ("1\t2147483648\t5\t881250949", r"u\.data, line 2: movie 2\.14748e\+09 is larger than 2,147,483,647"),
+        ("9223372036854775808\t1\t5\t881250949", r"u\.data, line 2: user .* is larger than 2,147,483,647"),
+    ],
+)
+def test_impossible_timestamps_and_ids_are_refused_with_file_and_line(tmp_path, rating_line, expected):
+    from movies.importer.errors import DatasetError
+
+    folder = write_100k(tmp_path / "ml-100k", ratings=["1\t1\t5\t881250949", rating_line])
+    with pytest.raises(DatasetError, match=expected):
+        movielens_import(location=str(folder))
+    assert not Movie.objects.exists()
