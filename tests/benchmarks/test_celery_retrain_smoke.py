@@ -88,7 +88,9 @@ def test_celery_retrain_benchmark_measures_a_real_retraining(tmp_path):
     # A second training, the worker's memory after each, and the home page timed while idle and while training.
     assert len(result["further_trainings"]) == 1 and result["further_trainings"][0]["decision"] == "activated"
     memory = result["worker_memory"]
-    assert len(memory["after_each_training"]) == 2 and all(row["child_mb"] > 0 for row in memory["after_each_training"])
+    assert len(memory["after_each_training"]) == 2 and all(
+        row["parent_mb"] > 0 and row["total_mb"] >= row["parent_mb"] for row in memory["after_each_training"]
+    )
     assert memory["last_over_first"] == pytest.approx(
         memory["after_each_training"][1]["total_mb"] / memory["after_each_training"][0]["total_mb"], abs=1e-3
     )
