@@ -78,7 +78,6 @@ def training_trigger_after_rating() -> TrainingJob | None:
 def training_job_request_if_due(*, reason: str) -> TrainingJob | None:
     """Queue a training when RETRAIN_THRESHOLD ratings are new since the last snapshot, none is queued or running
     and no pause applies (selectors.training_pause); beat's periodic check queues it once the pause is over."""
-    training_recover_lost()  # a running job whose worker died (its lease lapsed) would block every trigger
     if training_in_progress():
         return None
     if training_pause() is not None:  # the pace between trainings, or the backoff after failures

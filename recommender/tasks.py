@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .models import TrainingJob
-from .retraining import TRAIN_MODEL_TASK, training_job_request_if_due, training_job_run
+from .retraining import TRAIN_MODEL_TASK, training_job_request_if_due, training_job_run, training_recover_lost
 
 
 @shared_task(
@@ -29,4 +29,6 @@ def model_version_train_task(self, *, job_id: int) -> None:
 @shared_task(name="recommender.retraining_check", ignore_result=True)
 def retraining_check_task() -> None:
     """Periodic (beat): queue a training that a rating could not, e.g. while the broker was down."""
+    # Recovery is here, not on every rating's trigger: a running job whose worker died (its lease lapsed).
+    training_recover_lost()
     training_job_request_if_due(reason=TrainingJob.Reason.PERIODIC)

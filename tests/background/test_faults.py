@@ -9,6 +9,7 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
+from recommender import tasks
 from recommender.faults import LockHeartbeat, when_database_is_back
 from recommender.models import ModelVersion, TrainingJob, TrainingLock
 from recommender.retraining import (
@@ -80,11 +81,13 @@ def test_the_periodic_check_recovers_a_job_whose_lease_lapsed(settings, publishe
         reason="new_ratings", status="running", started_at=started, model_version=lost_version
     )
     training_lock_acquire(holder=f"job {lost.pk} on a dead worker", seconds=45)
-    assert training_job_request_if_due(reason="periodic") is None  # its lease still runs: it may be alive
+    tasks.retraining_check_task()
+    assert TrainingJob.objects.count() == 1  # its lease still runs: it may be alive
     # The periodic check after the lease lapsed (every 30 s) marks it lost, dated by its last heartbeat; the first
     # failure's backoff (60 s) counts from there.
     TrainingLock.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
-    assert training_job_request_if_due(reason="periodic") is None
+    tasks.retraining_check_task()
+    assert TrainingJob.objects.count() == 1
     lost.refresh_from_db()
     lost_version.refresh_from_db()
     assert lost.status == "failed" and "worker was lost" in lost.error and lost_version.status == "failed"
@@ -92,7 +95,8 @@ def test_the_periodic_check_recovers_a_job_whose_lease_lapsed(settings, publishe
     assert "1 failed in a row" in training_pause().reason
     # 15 s later the backoff is over (a minute after the last heartbeat): the next check queues the retry.
     TrainingJob.objects.filter(pk=lost.pk).update(finished_at=lost.finished_at - datetime.timedelta(seconds=15))
-    assert training_job_request_if_due(reason="periodic") is not None
+    tasks.retraining_check_task()
+    assert TrainingJob.objects.filter(pending=True, reason="periodic").exists()
 
 
 def test_a_job_that_has_just_started_is_not_taken_for_lost(settings, published):
