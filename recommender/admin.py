@@ -56,6 +56,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in ModelVersion._meta.fields] + ["loss_plot"]
     change_list_template = "admin/recommender/modelversion/change_list.html"
 
+    class Media:
+        css = {"all": ("admin_extra/recommender.css",)}
+
     def get_urls(self):
         retrain = path(
             "retrain/", self.admin_site.admin_view(self.retrain_view), name="recommender_modelversion_retrain"
@@ -129,7 +132,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         except ArtifactError as error:
             return str(error)
         return format_html(
-            '<img src="data:image/png;base64,{}" alt="training and validation loss per epoch" style="max-width:700px">',
+            '<img src="data:image/png;base64,{}" alt="training and validation loss per epoch" class="loss-plot">',
             base64.b64encode(png).decode(),
         )
 
@@ -187,7 +190,8 @@ class TrainingJobAdmin(admin.ModelAdmin):
     readonly_fields = ("live_progress", *(f.name for f in TrainingJob._meta.fields if f.name != "progress"))
 
     class Media:
-        js = ("vendor/htmx-2.0.11.min.js",)  # the progress block refreshes itself
+        js = ("vendor/htmx-2.0.11.min.js", "js/admin-htmx.js")  # the progress block refreshes itself
+        css = {"all": ("admin_extra/recommender.css",)}
 
     def get_urls(self):
         progress = path(

@@ -27,6 +27,15 @@ def percent_of(value, total) -> int:
 
 
 @register.filter
+def width_class(percent) -> str:
+    """A bar's width as a class (`w-0` to `w-100`, static/css/site.css): no inline style, which the CSP refuses."""
+    try:
+        return f"w-{min(100, max(0, round(float(percent))))}"
+    except (TypeError, ValueError):
+        return "w-0"
+
+
+@register.filter
 def stars(score) -> str:
     return dict(STAR_CHOICES).get(score, "")
 

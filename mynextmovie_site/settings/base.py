@@ -6,6 +6,7 @@ An optional `.env` file at the project root is read first; real environment vari
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -32,6 +33,7 @@ INSTALLED_APPS = [
     "recommender",
     "axes",
     "django_ratelimit",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -45,6 +47,8 @@ MIDDLEWARE = [
     # Logs a member out after SESSION_IDLE_SECONDS without a request, or SESSION_ABSOLUTE_SECONDS after logging in.
     "accounts.sessions.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy (django-csp): scripts, styles and images from this site only, nothing inline.
+    "csp.middleware.CSPMiddleware",
     # Permissions-Policy everywhere; Cache-Control: no-store on pages served to a logged-in member.
     "mynextmovie_site.security.SecurityHeadersMiddleware",
     # Turns a rate limit hit (django-ratelimit) into RATELIMIT_VIEW's 429 page.
@@ -129,6 +133,15 @@ MOVIELENS_DOWNLOAD_DIR = Path(env.str("MOVIELENS_DOWNLOAD_DIR", default=str(VAR_
 # A local MovieLens 100K (folder or .zip) for `ensure_catalogue` (./dev run) and the real-data tests; ./dev sets it
 # to the shared copy beside the checkout when there is one. Unset: ensure_catalogue downloads the release.
 MOVIELENS_PATH = env.str("MOVIELENS_PATH", default="")
+# What an imported release may hold (movies/importer/bounded.py), so a zip bomb or a huge line is refused before it
+# costs memory: a zip's files together and any one file (ML-32M: about 1 GB, its ratings.csv 880 MB), a file read
+# whole into memory (movies, users, links: a few MB), a zip member's compression ratio (MovieLens: about 4:1) and a
+# line (MovieLens: under 1 KB).
+MOVIELENS_MAX_UNCOMPRESSED_BYTES = env.int("MOVIELENS_MAX_UNCOMPRESSED_BYTES", default=4 * 1024**3)
+MOVIELENS_MAX_FILE_BYTES = env.int("MOVIELENS_MAX_FILE_BYTES", default=2 * 1024**3)
+MOVIELENS_MAX_LOADED_FILE_BYTES = env.int("MOVIELENS_MAX_LOADED_FILE_BYTES", default=256 * 1024**2)
+MOVIELENS_MAX_COMPRESSION_RATIO = env.int("MOVIELENS_MAX_COMPRESSION_RATIO", default=200)
+MOVIELENS_MAX_LINE_BYTES = env.int("MOVIELENS_MAX_LINE_BYTES", default=64 * 1024)
 
 LOGGING = {
     "version": 1,
@@ -192,6 +205,24 @@ SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
 # that a real person never meets them; a hit answers 429 (a page, or JSON for API-style callers). "N/m", "N/h",
 # "N/d" or "N/10m". Counters live in the cache: with REDIS_URL, shared by every web process.
 RATELIMIT_VIEW = "accounts.throttling.rate_limited"
+# Every page, the admin included, carries no inline script, style attribute or event handler, so the policy can
+# refuse them all: an injected `<script>` or `onerror=` does not run. htmx is told not to inject its indicator
+# style (templates/base.html, static/js/admin-htmx.js); data: images are the admin's inlined loss plots.
+# CSP_EXTRA_IMG_SOURCES adds image hosts (e.g. a CDN serving MEDIA_URL).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", *env.list("CSP_EXTRA_IMG_SOURCES", default=[])],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 # A failed CSRF check: the site's 403 page, or JSON for API-style callers (not Django's unstyled page).
 CSRF_FAILURE_VIEW = "mynextmovie_site.security.csrf_failure"
 RATE_LIMITS = {

@@ -53,8 +53,12 @@ def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    # Anything the Content-Security-Policy refused (an inline style, script or handler) fails the journey.
+    refused = []
+    page.on("console", lambda message: "Content Security Policy" in message.text and refused.append(message.text))
     yield page
     context.close()
+    assert refused == [], refused
 
 
 def shot(page, name: str) -> None:
@@ -73,7 +77,8 @@ def test_guest_picks_a_genre_and_sees_its_top_movies(page, two_taste_catalogue, 
     assert len(titles) == 4 and all(int(t.split()[-1]) >= 15 for t in titles)  # movies 15-29 are the romances
     shot(page, "guest-genre")
     page.get_by_role("link", name="Show more").click()
-    page.wait_for_function("document.querySelectorAll('.card').length === 8")
+    # Playwright runs a function (never a string, which the page's CSP refuses to eval).
+    page.wait_for_function("() => document.querySelectorAll('.card').length === 8")
 
 
 def test_new_user_signs_up_rates_and_sees_recommendations_change(page, two_taste_catalogue):
@@ -97,7 +102,7 @@ def test_new_user_signs_up_rates_and_sees_recommendations_change(page, two_taste
         card.locator("select[name=score]").select_option("5.0")
         card.get_by_role("button", name="Save").click()
         if rated < 4:
-            page.wait_for_function(f"document.body.innerText.includes('{rated + 1} of 5 rated')")
+            page.wait_for_function(f"() => document.body.innerText.includes('{rated + 1} of 5 rated')")
     page.wait_for_selector("[data-testid=recommendation-list]")
     shot(page, "recommendations")
     before = page.locator("#recommendations .card h3 a").all_inner_texts()
