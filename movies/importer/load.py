@@ -13,6 +13,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 
 import numpy as np
 from django.db import connection, transaction
@@ -122,14 +123,15 @@ def _import_tags(reader: Reader, movie_pks: dict[int, int], users: UserImporter,
     before = Tag.objects.count()
     with connection.cursor() as cursor:
         writer = tag_writer(cursor)
-        records = iter(reader.tags())
+        # Each tag cut as it is read: a batch holds 50,000, and one CSV field may run to 128 KB.
+        records = (r if len(r.text) <= max_length else replace(r, text=r.text[:max_length]) for r in reader.tags())
         while batch := list(itertools.islice(records, _TAG_BATCH)):
             n = len(batch)
             lines = np.fromiter((r.line for r in batch), dtype=np.int64, count=n)
             movie_ids = movies.pks_for(np.fromiter((r.movie_id for r in batch), np.int64, n), reader.tags_file, lines)
             user_ids = users.pks_for(np.fromiter((r.user_id for r in batch), np.int64, n))
             tagged_at = timestamps_for_db(np.fromiter((r.timestamp for r in batch), np.int64, n))
-            texts = (r.text[:max_length] for r in batch)
+            texts = (r.text for r in batch)
             writer.write_rows(list(zip(user_ids.tolist(), movie_ids.tolist(), texts, tagged_at)))
         writer.finish()
     run.tags_created = Tag.objects.count() - before

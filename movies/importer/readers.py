@@ -280,16 +280,19 @@ class DatReader(Reader):
         if not self.source.has("tags.dat"):
             return
         with self.source.open("tags.dat") as raw:
-            for line, text in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="strict"), start=1):
-                text = text.rstrip("\r\n")
-                if not text:
-                    continue
-                fields = text.split("::")
-                if len(fields) != 4:
-                    raise DatasetError(
-                        f"expected 4 fields separated by '::', found {len(fields)}", file="tags.dat", line=line
-                    )
-                yield _tag_record(fields, "tags.dat", line)
+            lines = enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="strict"), start=1)
+            try:
+                for line, text in lines:
+                    fields = text.rstrip("\r\n").split("::")
+                    if fields == [""]:
+                        continue
+                    if len(fields) != 4:
+                        raise DatasetError(
+                            f"expected 4 fields separated by '::', found {len(fields)}", file="tags.dat", line=line
+                        )
+                    yield _tag_record(fields, "tags.dat", line)
+            except UnicodeDecodeError as error:
+                raise DatasetError("not valid UTF-8 text", file="tags.dat") from error
 
 
 class CsvReader(Reader):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Self
 
-from .errors import DatasetError
+from .bounded import READ_BYTES, ZIP_DAMAGE, BoundedReader, ImportLimits, check_size, limit_text, open_zip
+from .errors import DatasetError, excerpt
 
 LAYOUT_100K = "ml-100k"  # u.data, u.item, u.user, u.genre, u.occupation (| and tab separated, Latin-1)
 LAYOUT_DAT = "dat"  # ML-1M / ML-10M: ratings.dat, movies.dat, users.dat, tags.dat (:: separated)
@@ -26,6 +28,7 @@ class DatasetSource:
     release: str
     _members: dict[str, str] = field(default_factory=dict)  # base name -> path inside the folder or zip
     _zip: zipfile.ZipFile | None = None
+    limits: ImportLimits = field(default_factory=ImportLimits)
 
     def has(self, name: str) -> bool:
         return name in self._members
@@ -35,15 +38,30 @@ class DatasetSource:
             return self._zip.getinfo(self._members[name]).file_size
         return Path(self._members[name]).stat().st_size
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str, *, whole: bool = False, line_bytes: int | None = None) -> IO[bytes]:
+        """The file, read within the bounds (bounded.py); `whole`: it will be read whole into memory; `line_bytes`:
+        a tighter bound on its lines than the setting's."""
         if name not in self._members:
             raise DatasetError(f"missing file {name} in {self.location}", file=name)
-        if self._zip is not None:
-            return self._zip.open(self._members[name])
-        return open(self._members[name], "rb")
+        bound = "loaded_file_bytes" if whole else "file_bytes"
+        size, max_bytes, limit = self.size(name), getattr(self.limits, bound), limit_text(self.limits, bound)
+        check_size(name, size, self.limits, bound)
+        line_bytes = min(line_bytes or self.limits.line_bytes, self.limits.line_bytes)
+        damaged: tuple[type[BaseException], ...] = ()
+        if self._zip is None:
+            raw: IO[bytes] = open(self._members[name], "rb")  # noqa: SIM115 - closed with the BoundedReader
+        else:
+            try:
+                raw, damaged = self._zip.open(self._members[name]), ZIP_DAMAGE
+            except ZIP_DAMAGE as error:
+                raise DatasetError(f"damaged archive ({excerpt(error, 100, quoted=False)})", file=name) from error
+            # Not a byte more than the zip declared: the declared sizes are what check_zip let through.
+            max_bytes, limit = size, f"the {size:,} bytes the archive declares"
+        bounded = BoundedReader(raw, name, max_bytes=max_bytes, limit=limit, max_line_bytes=line_bytes, damaged=damaged)
+        return io.BufferedReader(bounded, buffer_size=READ_BYTES)
 
     def read_bytes(self, name: str) -> bytes:
-        with self.open(name) as handle:
+        with self.open(name, whole=True) as handle:
             return handle.read()
 
     def close(self) -> None:
@@ -99,8 +117,9 @@ def _release_name(location: Path, layout: str, members: dict[str, str]) -> str:
     return "movielens-csv"
 
 
-def open_dataset(location: str | Path) -> DatasetSource:
-    """Open a MovieLens release from a folder or a zip and detect its layout."""
+def open_dataset(location: str | Path, limits: ImportLimits | None = None) -> DatasetSource:
+    """Open a MovieLens release from a folder or a zip and detect its layout (limits: from the settings)."""
+    limits = limits or ImportLimits.from_settings()
     path = Path(location).expanduser()
     if not path.exists():
         raise DatasetError(f"{path} does not exist (expected a MovieLens folder or .zip)")
@@ -108,8 +127,13 @@ def open_dataset(location: str | Path) -> DatasetSource:
     if path.is_dir():
         members = _folder_members(path)
     elif zipfile.is_zipfile(path):
-        archive = zipfile.ZipFile(path)
+        archive = open_zip(path, limits)
         members = _zip_members(archive)
+    elif path.suffix.lower() == ".zip":
+        raise DatasetError(
+            f"{path} is neither a folder nor a zip archive: named .zip but not a zip archive, or one damaged or cut "
+            "short (download it again)"
+        )
     else:
         raise DatasetError(f"{path} is neither a folder nor a zip archive")
     layout = _detect_layout(members)
@@ -121,5 +145,10 @@ def open_dataset(location: str | Path) -> DatasetSource:
             "ratings.dat + movies.dat (ML-1M, ML-10M) or ratings.csv + movies.csv (ML-latest, ML-20M, ML-25M, ML-32M)"
         )
     return DatasetSource(
-        location=path, layout=layout, release=_release_name(path, layout, members), _members=members, _zip=archive
+        location=path,
+        layout=layout,
+        release=_release_name(path, layout, members),
+        _members=members,
+        _zip=archive,
+        limits=limits,
     )

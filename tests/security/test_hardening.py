@@ -69,12 +69,14 @@ def test_production_settings_refuse_debug():
 def test_a_huge_bad_value_is_reported_with_file_line_and_a_short_excerpt(tmp_path):
     from movies.importer.errors import DatasetError
 
-    huge = "9" * 1_000_000 + "x"  # a whole megabyte in one field
-    folder = write_100k(tmp_path / "ml-100k", ratings=["1\t1\t5\t881250949", f"2\t{huge}\t4\t891717742"])
+    # 60 KB in one field (a longer line is refused as too long before its fields are read: test_importer_bounds).
+    huge = "9" * 60_000 + "x"
+    toy_story = "1|Toy Story (1995)|01-Jan-1995|||0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0"
+    folder = write_100k(tmp_path / "ml-100k", items=[toy_story, f"{huge}|Huge (1999)|||" + "|0" * 19])
     with pytest.raises(DatasetError) as caught:
         movielens_import(location=str(folder))
     message = str(caught.value)
-    assert message.startswith("u.data, line 2: movie") and len(message) < 150 and "1,000,001 characters" in message
+    assert message.startswith("u.item, line 2:") and len(message) < 150 and "60,001 characters" in message
     assert not Movie.objects.exists()  # nothing written
 
 
