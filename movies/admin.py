@@ -1,7 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.utils.html import format_html
 
 from .models import Genre, ImportRun, Movie, Rating, Tag
+from .poster_views import poster_url
+from .tasks import movie_details_queue
+from .tmdb import tmdb_enabled
 
 
 class DecadeFilter(admin.SimpleListFilter):
@@ -32,9 +36,19 @@ class MovieAdmin(admin.ModelAdmin):
     list_filter = ("genres", DecadeFilter)
     search_fields = ("title", "=movielens_id", "=imdb_id")
     filter_horizontal = ("genres",)
-    readonly_fields = ("rating_count", "rating_mean")
+    readonly_fields = (
+        "rating_count",
+        "rating_mean",
+        "poster_preview",
+        "plot",
+        "director",
+        "top_cast",
+        "details_fetched_at",
+        "details_error",
+    )
     ordering = ("title",)
     list_per_page = 50
+    actions = ("fetch_details",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("genres")
@@ -46,6 +60,28 @@ class MovieAdmin(admin.ModelAdmin):
     @admin.display(description="average rating", ordering="rating_mean")
     def rating_mean_display(self, movie: Movie) -> str:
         return f"{movie.rating_mean:.2f}" if movie.rating_mean is not None else "-"
+
+    @admin.display(description="poster")
+    def poster_preview(self, movie: Movie) -> str:
+        if movie.pk is None:
+            return "-"
+        source = "from TMDb" if movie.poster else "generated"
+        return format_html(
+            '<img src="{}" alt="Poster of {}" width="114" height="171" loading="lazy"> <span>{}</span>',
+            poster_url(movie),
+            movie.title,
+            source,
+        )
+
+    @admin.action(description="Fetch posters and plots", permissions=["change"])
+    def fetch_details(self, request, queryset: QuerySet) -> None:
+        if not tmdb_enabled():
+            self.message_user(request, "TMDB_API_KEY is not set: nothing was fetched.", messages.ERROR)
+            return
+        movies = list(queryset)
+        queued = sum(movie_details_queue(movie) for movie in movies)
+        level = messages.SUCCESS if queued == len(movies) else messages.WARNING
+        self.message_user(request, f"Queued the TMDb fetch of {queued} of {len(movies)} movies.", level)
 
 
 @admin.register(Rating)

@@ -25,8 +25,16 @@ class MovieChoiceForm(forms.Form):
     )
 
 
+SEARCH_MAX_CHARACTERS = 200
+
+
 class CatalogueFilterForm(forms.Form):
-    q = forms.CharField(label="Title", required=False, max_length=200)
+    # No maxlength in the page: a longer search is answered with a message, never cut short without a word.
+    q = forms.CharField(
+        label="Title",
+        required=False,
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off", "placeholder": "Search titles"}),
+    )
     genre = forms.ModelChoiceField(
         label="Genre", queryset=Genre.objects.order_by("name"), required=False, empty_label="All genres"
     )
@@ -34,7 +42,22 @@ class CatalogueFilterForm(forms.Form):
     sort = forms.ChoiceField(
         label="Sort by",
         required=False,
-        choices=[("popular", "Most rated"), ("best", "Best rated"), ("newest", "Newest"), ("title", "Title")],
+        choices=[
+            ("", "Best match"),
+            ("popular", "Most rated"),
+            ("best", "Best rated"),
+            ("newest", "Newest"),
+            ("title", "Title"),
+        ],
         # Django's default message repeats the value sent, whatever its size.
         error_messages={"invalid_choice": "Sort by most rated, best rated, newest or title."},
     )
+
+    def clean_q(self) -> str:
+        query = self.cleaned_data["q"]
+        if len(query) > SEARCH_MAX_CHARACTERS:
+            raise forms.ValidationError(
+                f"Search with at most {SEARCH_MAX_CHARACTERS} characters (this one has {len(query):,}).",
+                code="max_length",
+            )
+        return query

@@ -3,7 +3,7 @@ import unicodedata
 from django.conf import settings
 from django.db import models
 
-from .links import is_web_link
+from .links import imdb_search_link, is_legacy_imdb_link, is_web_link
 
 # Ratings are half stars from 0.5 to 5.0; the database enforces it so no code path can store another value.
 RATING_SCORES = tuple(step / 2 for step in range(1, 11))
@@ -51,6 +51,15 @@ class Movie(models.Model):
     # kept current by movies.services (after an import, and on every rating the site stores).
     rating_count = models.PositiveIntegerField(default=0, editable=False, db_index=True)
     rating_mean = models.FloatField(null=True, blank=True, editable=False)
+    # From TMDb (movies.tasks.fetch_movie_details), only when TMDB_API_KEY is set; without a poster the site shows a
+    # generated one (movies.posters). Not editable: an uploaded file would be served from the site's own origin.
+    poster = models.FileField(upload_to="posters/", max_length=200, blank=True, editable=False)
+    plot = models.TextField(blank=True, editable=False)
+    director = models.CharField(max_length=200, blank=True, editable=False)
+    top_cast = models.CharField("cast", max_length=500, blank=True, editable=False, help_text="The first three names.")
+    # Set once TMDb answered (with or without a match); null means "not fetched yet", which the fetch command queues.
+    details_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    details_error = models.CharField(max_length=300, blank=True, editable=False)
 
     objects = MovieQuerySet.as_manager()
 
@@ -68,6 +77,8 @@ class Movie(models.Model):
     def imdb_link(self) -> str:
         if self.imdb_id:
             return f"https://www.imdb.com/title/{self.imdb_id}/"
+        if is_legacy_imdb_link(self.imdb_url):
+            return imdb_search_link(title=self.title, year=self.year)
         return self.imdb_url if is_web_link(self.imdb_url) else ""  # never javascript: or data: links
 
     @property

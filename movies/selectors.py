@@ -5,22 +5,74 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db.models import Count, F, FloatField, Q, QuerySet, Sum
+from django.core.cache import cache
+from django.db.models import Case, Count, Exists, F, FloatField, IntegerField, OuterRef, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Cast
 
 from .models import RATING_SCORES, Genre, Movie, NotInterested, Rating, WatchlistItem, searchable
 
 
 def genre_list() -> QuerySet[Genre]:
-    return Genre.objects.order_by("name")
+    """The genres a guest can pick on the top-rated page: those with at least one movie it would list.
+
+    ML-100K's "unknown" (and later releases' "(no genres listed)") has none, so it no longer leads to an empty page.
+    """
+    listed = Movie.objects.filter(rating_count__gte=settings.RECOMMENDER_POPULAR_MIN_RATINGS, genres=OuterRef("pk"))
+    return Genre.objects.filter(Exists(listed)).order_by("name")
 
 
 SORTS = {
     "popular": ("-rating_count", "title"),
     "title": ("title", "year"),
     "newest": ("-year", "title"),
-    "best": ("-rating_mean", "-rating_count"),
+    # The damped score the cards show, so "Best rated" is in the order of the numbers beside the titles.
+    "best": ("-damped_mean", "-rating_count", "title"),
+    "relevance": ("match_rank", "-rating_count", "title"),
 }
+RATING_PRIOR_CACHE_KEY = "movies:rating-prior"
+
+
+def rating_prior() -> tuple[float, float]:
+    """(the mean of all ratings, the damping m): what a movie's damped score is pulled toward, and how hard.
+
+    Cached for a minute: it moves slowly, and every list of cards needs it.
+    """
+    global_mean = cache.get(RATING_PRIOR_CACHE_KEY)
+    if global_mean is None:
+        totals = Movie.objects.aggregate(
+            ratings=Sum("rating_count"), stars=Sum(F("rating_mean") * F("rating_count"), output_field=FloatField())
+        )
+        global_mean = (totals["stars"] or 0.0) / totals["ratings"] if totals["ratings"] else 3.5
+        cache.set(RATING_PRIOR_CACHE_KEY, global_mean, 60)
+    return global_mean, float(settings.RECOMMENDER_POPULAR_DAMPING)
+
+
+def damped_score(*, mean: float | None, count: int, prior: tuple[float, float]) -> float | None:
+    """score = (n * mean + m * C) / (n + m): a movie with a few 5-star ratings does not outrank a loved classic."""
+    if not count or mean is None:
+        return None
+    global_mean, damping = prior
+    return (count * mean + damping * global_mean) / (count + damping)
+
+
+def with_damped_score(movies: QuerySet[Movie], prior: tuple[float, float] | None = None) -> QuerySet[Movie]:
+    """Annotate `damped_mean`, the one score every list shows and sorts by (NULL for movies without ratings)."""
+    global_mean, damping = prior or rating_prior()
+    return movies.annotate(
+        damped_mean=(F("rating_mean") * F("rating_count") + damping * global_mean)
+        / (Cast("rating_count", FloatField()) + damping)
+    )
+
+
+def _match_rank(words: list[str], phrase: str):
+    """0 exact title, 1 title starts with the words, 2 a word starts with them, 3 anywhere: best matches first."""
+    return Case(
+        When(search_title=phrase, then=Value(0)),
+        When(search_title__startswith=phrase, then=Value(1)),
+        When(Q(search_title__contains=f" {phrase}") | Q(search_title__startswith=words[0]), then=Value(2)),
+        default=Value(3),
+        output_field=IntegerField(),
+    )
 
 
 def movie_search(
@@ -31,10 +83,19 @@ def movie_search(
     decade: int | None = None,
     sort: str = "popular",
 ) -> QuerySet[Movie]:
-    """Catalogue search: title words match case- and accent-insensitively ('amelie' finds 'Amélie')."""
-    movies = Movie.objects.all()
-    for word in searchable(query).split():
+    """Catalogue search: title words match case- and accent-insensitively ('amelie' finds 'Amélie').
+
+    sort="relevance" puts the best title matches first (exact, then prefix, then word start), then the most rated.
+    """
+    movies = with_damped_score(Movie.objects.all())
+    words = searchable(query).split()
+    for word in words:
         movies = movies.filter(search_title__contains=word)
+    if sort == "relevance":
+        if words:
+            movies = movies.annotate(match_rank=_match_rank(words, " ".join(words)))
+        else:
+            sort = "popular"
     if genre_id:
         movies = movies.filter(genres=genre_id)
     if year:
@@ -53,20 +114,11 @@ def popular_movies(
     movies with fewer than RECOMMENDER_POPULAR_MIN_RATINGS ratings are left out. The guest pages list them, and
     the recommender serves them when it has no model (the settings keep their RECOMMENDER_ names).
     """
-    totals = Movie.objects.aggregate(
-        ratings=Sum("rating_count"), stars=Sum(F("rating_mean") * F("rating_count"), output_field=FloatField())
-    )
-    global_mean = (totals["stars"] or 0.0) / totals["ratings"] if totals["ratings"] else 3.5
-    damping = float(settings.RECOMMENDER_POPULAR_DAMPING)
     movies = Movie.objects.filter(rating_count__gte=settings.RECOMMENDER_POPULAR_MIN_RATINGS)
     if genre_id is not None:
         movies = movies.filter(genres=genre_id)
     return (
-        movies.exclude(pk__in=list(exclude_movie_ids))
-        .annotate(
-            damped_mean=(F("rating_mean") * F("rating_count") + damping * global_mean)
-            / (Cast("rating_count", FloatField()) + damping)
-        )
+        with_damped_score(movies.exclude(pk__in=list(exclude_movie_ids)))
         .order_by("-damped_mean", "-rating_count", "pk")
         .prefetch_related("genres")[:limit]
     )
@@ -76,7 +128,13 @@ def rating_distribution(*, movie: Movie) -> list[tuple[float, int]]:
     counts = dict(
         Rating.objects.filter(movie=movie).values_list("score").annotate(n=Count("pk")).values_list("score", "n")
     )
-    return [(score, counts.get(score, 0)) for score in RATING_SCORES]
+    return _distribution_rows(counts)
+
+
+def _distribution_rows(counts: dict[float, int]) -> list[tuple[float, int]]:
+    """A row per star value, half stars only where some rating uses them (ML-100K and ML-1M are whole stars)."""
+    halves = any(counts.get(score) for score in RATING_SCORES if score % 1)
+    return [(score, counts.get(score, 0)) for score in RATING_SCORES if halves or score % 1 == 0]
 
 
 def user_rating_of(*, user, movie: Movie) -> Rating | None:
@@ -112,7 +170,7 @@ def user_rating_summary(*, user) -> dict:
     return {
         "total": total,
         "mean": mean,
-        "distribution": [(score, counts.get(score, 0)) for score in RATING_SCORES],
+        "distribution": _distribution_rows(counts),
         "most_common": max(counts.values(), default=0),
         "favourite_genres": [{"genre": g, "rated": g.n, "liked": g.liked} for g in genres],
     }
@@ -129,15 +187,18 @@ def watchlist(*, user) -> QuerySet[WatchlistItem]:
     return WatchlistItem.objects.filter(user=user).select_related("movie").prefetch_related("movie__genres")
 
 
-def onboarding_movies(*, user, limit: int = 12) -> list[Movie]:
-    """Well-known, varied movies to rate first: the most rated, at most two sharing a first genre."""
+def onboarding_movies(
+    *, user, limit: int = 12, genre_id: int | None = None, exclude_movie_ids: Sequence[int] = ()
+) -> list[Movie]:
+    """Well-known movies to rate first: the most rated, at most two sharing a first genre, or the most rated of
+    one genre when `genre_id` is given. Rated movies and `exclude_movie_ids` (those skipped) are left out."""
     rated = Rating.objects.filter(user=user).values_list("movie_id", flat=True) if user.is_authenticated else []
-    candidates = (
-        Movie.objects.filter(rating_count__gt=0)
-        .exclude(pk__in=rated)
-        .order_by("-rating_count")
-        .prefetch_related("genres")[: limit * 6]
-    )
+    movies = Movie.objects.filter(rating_count__gt=0).exclude(pk__in=rated)
+    if exclude_movie_ids:
+        movies = movies.exclude(pk__in=list(exclude_movie_ids))
+    if genre_id is not None:
+        return list(movies.filter(genres=genre_id).order_by("-rating_count", "pk").prefetch_related("genres")[:limit])
+    candidates = movies.order_by("-rating_count", "pk").prefetch_related("genres")[: limit * 6]
     picked, per_genre = [], {}
     for movie in candidates:
         first_genre = next(iter(g.name for g in movie.genres.all()), "")
@@ -149,3 +210,13 @@ def onboarding_movies(*, user, limit: int = 12) -> list[Movie]:
     # A small catalogue may have too few genres for variety: top up with the next most rated.
     picked += [movie for movie in candidates if movie not in picked][: limit - len(picked)]
     return picked
+
+
+def not_interested(*, user) -> QuerySet[NotInterested]:
+    """The movies the user marked "not interested", latest first."""
+    return (
+        NotInterested.objects.filter(user=user)
+        .select_related("movie")
+        .prefetch_related("movie__genres")
+        .order_by("-added_at", "-pk")
+    )

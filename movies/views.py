@@ -1,4 +1,5 @@
-"""Site pages: guest home, onboarding, catalogue, movie pages, ratings, watchlist.
+"""Site pages: guest home, onboarding, movie pages, ratings, watchlist, "not interested" (the catalogue is in
+movies.catalogue_views).
 
 Every write is a POST with CSRF, works without JavaScript (POST, redirect, GET) and, with htmx, updates the
 page in place. API-style callers (Accept: application/json) get JSON with a 4xx status and a clear message.
@@ -16,14 +17,15 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.throttling import limited, member_key, wants_json
 
-from . import pages, selectors, services
-from .forms import CatalogueFilterForm, MovieChoiceForm, RatingForm
-from .models import Movie
+from . import pages, selectors, services, tasks
+from .forms import MovieChoiceForm, RatingForm
+from .models import Genre, Movie
 from .pages import ONBOARDING_TARGET, PAGE_STEP, shown_count
 
 
@@ -35,15 +37,25 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 
 
 def _done(
-    request: HttpRequest, *, ok: bool, message: str, fallback: str, status: int = 400, payload: dict | None = None
+    request: HttpRequest,
+    *,
+    ok: bool,
+    message: str,
+    fallback: str,
+    status: int = 400,
+    payload: dict | None = None,
+    page_message: str | None = None,
 ) -> HttpResponse:
-    """One way to answer every write: JSON for API-style callers, else a message and a redirect back."""
+    """One way to answer every write: JSON for API-style callers, else a message and a redirect back.
+
+    `page_message` is the message's HTML for the page (with a link, say); JSON always gets the plain `message`.
+    """
     if wants_json(request):
         return JsonResponse(
             {"ok": True, "message": message, **(payload or {})} if ok else {"ok": False, "error": message},
             status=200 if ok else status,
         )
-    (messages.success if ok else messages.error)(request, message)
+    (messages.success if ok else messages.error)(request, page_message or message)
     return redirect(_safe_next(request, fallback), permanent=False)
 
 
@@ -84,11 +96,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def top_rated(request: HttpRequest) -> HttpResponse:
     """Guest mode: pick a genre (or all) and see its best-rated movies by damped average."""
     genres = list(selectors.genre_list())
-    genre = None
-    if request.GET.get("genre"):
-        genre = next((g for g in genres if str(g.pk) == request.GET["genre"]), None)
-        if genre is None:
-            messages.error(request, "There is no such genre; showing all genres.")
+    genre = _genre_asked(request, genres)
     shown = shown_count(request)
     movies = list(selectors.popular_movies(limit=shown + 1, genre_id=genre.pk if genre else None))
     return render(
@@ -105,13 +113,37 @@ def top_rated(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _genre_asked(request: HttpRequest, genres: list[Genre]) -> Genre | None:
+    """The genre of ?genre=<id>, or None (all genres), saying so when the id is not a genre."""
+    if not request.GET.get("genre"):
+        return None
+    genre = next((g for g in genres if str(g.pk) == request.GET["genre"]), None)
+    if genre is None:
+        messages.error(request, "There is no such genre; showing all genres.")
+    return genre
+
+
+# Movies a newcomer said they have not seen: kept in the session (never stored as ratings), the latest only.
+ONBOARDING_SKIPPED = "onboarding_skipped"
+ONBOARDING_SKIPPED_MAX = 200
+
+
 def _onboarding(request: HttpRequest, rated_count: int) -> HttpResponse:
-    candidates = selectors.onboarding_movies(user=request.user, limit=12)
+    genres = list(selectors.genre_list())
+    genre = _genre_asked(request, genres)
+    candidates = selectors.onboarding_movies(
+        user=request.user,
+        limit=12,
+        genre_id=genre.pk if genre else None,
+        exclude_movie_ids=request.session.get(ONBOARDING_SKIPPED, []),
+    )
     return render(
         request,
         "movies/onboarding.html",
         {
             "movies": candidates,
+            "genres": genres,
+            "genre": genre,
             "rated_count": rated_count,
             "target": ONBOARDING_TARGET,
             "remaining": ONBOARDING_TARGET - rated_count,
@@ -120,40 +152,35 @@ def _onboarding(request: HttpRequest, rated_count: int) -> HttpResponse:
     )
 
 
-# ------------------------------------------------------------------------------------------- catalogue
-
-
-@require_safe
-def catalogue(request: HttpRequest) -> HttpResponse:
-    form = CatalogueFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    movies = selectors.movie_search(
-        query=filters.get("q") or "",
-        genre_id=filters["genre"].pk if filters.get("genre") else None,
-        year=filters.get("year"),
-        sort=filters.get("sort") or "popular",
-    )
-    page = Paginator(movies, 24).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
+@require_POST
+@_login_required_for_writes
+def onboarding_skip(request: HttpRequest) -> HttpResponse:
+    """The onboarding card's "Haven't seen it": the movie is no longer offered; only the session remembers it."""
+    form = MovieChoiceForm(request.POST)
+    if not form.is_valid():
+        return _done(
+            request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:home")
+        )
+    movie = form.cleaned_data["movie"]
+    skipped = [pk for pk in request.session.get(ONBOARDING_SKIPPED, []) if pk != movie.pk] + [movie.pk]
+    request.session[ONBOARDING_SKIPPED] = skipped[-ONBOARDING_SKIPPED_MAX:]
+    return _done(
         request,
-        "movies/catalogue.html",
-        {
-            "form": form,
-            "page": page,
-            "query_string": query.urlencode(),
-            "scores": selectors.user_scores(user=request.user, movie_ids=[m.pk for m in page]),
-        },
+        ok=True,
+        message=f"Skipped {movie}: here is another one.",
+        fallback=reverse("movies:home"),
+        payload={"movie": movie.pk},
     )
 
 
 @require_safe
 def movie_detail(request: HttpRequest, pk: int) -> HttpResponse:
     movie = get_object_or_404(Movie.objects.prefetch_related("genres"), pk=pk)
+    tasks.movie_details_request(movie)  # poster and plot from TMDb, in the background (no-op without a key)
     distribution = selectors.rating_distribution(movie=movie)
     own = selectors.user_rating_of(user=request.user, movie=movie)
     on_watchlist = request.user.is_authenticated and request.user.watchlist.filter(movie=movie).exists()
+    not_interested = request.user.is_authenticated and request.user.not_interested.filter(movie=movie).exists()
     return render(
         request,
         "movies/movie_detail.html",
@@ -163,6 +190,7 @@ def movie_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "most_common": max((n for _, n in distribution), default=0),
             "own_rating": own,
             "on_watchlist": on_watchlist,
+            "not_interested": not_interested,
             "sections": pages.movie_sections(request, movie),
             "scores": {movie.pk: own.score} if own else {},
         },
@@ -206,11 +234,18 @@ def rating_delete(request: HttpRequest) -> HttpResponse:
             request, ok=False, message=f"You had not rated {movie}.", fallback=reverse("movies:my_ratings"), status=404
         )
     return _done(
-        request, ok=True, message=f"Your rating of {movie} was removed.", fallback=reverse("movies:my_ratings")
+        request,
+        ok=True,
+        message=f"Your rating of {movie} was removed.",
+        fallback=reverse("movies:my_ratings"),
+        payload={"movie": movie.pk, "score": None},
     )
 
 
-def _movie_list_action(add, remove, added: str, removed: str):
+def _movie_list_action(add, remove, added: str, removed: str, added_link: tuple[str, str] | None = None):
+    """A POST that adds a movie to one of the user's lists, or with action=remove takes it off; `added_link`
+    (URL name, text) is a link the page's message offers after adding (to undo it, say)."""
+
     @require_POST
     @_login_required_for_writes
     def view(request: HttpRequest) -> HttpResponse:
@@ -220,6 +255,7 @@ def _movie_list_action(add, remove, added: str, removed: str):
                 request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:home")
             )
         movie = form.cleaned_data["movie"]
+        page_message = None
         try:
             if request.POST.get("action") == "remove":
                 remove(user=request.user, movie=movie)
@@ -227,9 +263,18 @@ def _movie_list_action(add, remove, added: str, removed: str):
             else:
                 add(user=request.user, movie=movie)
                 message = added.format(movie=movie)
+                if added_link:
+                    page_message = format_html('{} <a href="{}">{}</a>', message, reverse(added_link[0]), added_link[1])
         except services.RatingError as error:
             return _done(request, ok=False, message=str(error), fallback=reverse("movies:home"))
-        return _done(request, ok=True, message=message, fallback=reverse("movies:home"), payload={"movie": movie.pk})
+        return _done(
+            request,
+            ok=True,
+            message=message,
+            fallback=reverse("movies:home"),
+            payload={"movie": movie.pk},
+            page_message=page_message,
+        )
 
     return view
 
@@ -242,6 +287,7 @@ not_interested_toggle = _movie_list_action(
     services.not_interested_remove,
     "{movie} will not be recommended to you again.",
     "{movie} can be recommended to you again.",
+    added_link=("movies:not_interested_list", "Undo or see all"),
 )
 
 
@@ -267,3 +313,10 @@ def about_my_ratings(request: HttpRequest) -> HttpResponse:
 @require_safe
 def my_watchlist(request: HttpRequest) -> HttpResponse:
     return render(request, "movies/watchlist.html", {"items": selectors.watchlist(user=request.user)})
+
+
+@login_required
+@require_safe
+def my_not_interested(request: HttpRequest) -> HttpResponse:
+    """The movies marked "Not interested", each with an Undo."""
+    return render(request, "movies/not_interested.html", {"items": selectors.not_interested(user=request.user)})

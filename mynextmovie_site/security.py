@@ -32,7 +32,8 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
+        # A response that declares itself public (a poster, the same for everybody) keeps its own caching.
+        if user is not None and user.is_authenticated and "public" not in response.get("Cache-Control", ""):
             response["Cache-Control"] = "no-store"
         return response
 

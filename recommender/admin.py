@@ -1,11 +1,12 @@
 import base64
+import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from .artifacts import LOSS_PLOT, ArtifactError, artifact_read
 from .models import ModelVersion, TrainingJob
@@ -39,6 +40,16 @@ def _retrain_now(modeladmin, request) -> None:
         modeladmin.message_user(request, f"{job} queued; a training worker will pick it up.", messages.SUCCESS)
 
 
+def _number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _pretty_json(value) -> str:
+    if not value:
+        return "-"
+    return format_html('<pre class="json">{}</pre>', json.dumps(value, indent=2, sort_keys=True))
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = (
@@ -53,7 +64,27 @@ class ModelVersionAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "preset", "activation_decision")
     actions = ("activate", "retrain_now", "delete_selected")
-    readonly_fields = [f.name for f in ModelVersion._meta.fields] + ["loss_plot"]
+    # The record reads top-down: the loss curves, what happened, then the details, with the long JSON folded away.
+    fieldsets = (
+        (None, {"fields": ("loss_plot", "status", "preset", "error")}),
+        ("When", {"fields": ("created_at", "training_started_at", "training_finished_at", "activated_at")}),
+        ("Validation", {"fields": ("metrics_table",)}),
+        ("Activation decision", {"fields": ("activation_decision", "activation_details_pretty")}),
+        ("Training data", {"classes": ("collapse",), "fields": ("data_stats_pretty",)}),
+        ("Hyperparameters", {"classes": ("collapse",), "fields": ("hyperparameters_pretty",)}),
+        ("History per epoch", {"classes": ("collapse",), "fields": ("history_pretty",)}),
+        ("Files", {"classes": ("collapse",), "fields": ("artifact_path", "artifact_sha256_pretty")}),
+    )
+    readonly_fields = [
+        *(f.name for f in ModelVersion._meta.fields),
+        "loss_plot",
+        "metrics_table",
+        "activation_details_pretty",
+        "data_stats_pretty",
+        "hyperparameters_pretty",
+        "history_pretty",
+        "artifact_sha256_pretty",
+    ]
     change_list_template = "admin/recommender/modelversion/change_list.html"
 
     class Media:
@@ -118,7 +149,37 @@ class ModelVersionAdmin(admin.ModelAdmin):
             for name in ("precision@5", "ndcg@100", "flip@10", "rmse")
             if name in version.metrics
         ]
-        return ", ".join(shown) or "-"
+        # One metric a line, so the list fits a 1280-pixel screen.
+        return format_html_join(format_html("<br>"), "{}", ((line,) for line in shown)) or "-"
+
+    @admin.display(description="metrics")
+    def metrics_table(self, version: ModelVersion) -> str:
+        if not version.metrics:
+            return "-"
+        rows = format_html_join(
+            "", "<tr><th scope='row'>{}</th><td>{}</td></tr>", ((k, _number(v)) for k, v in version.metrics.items())
+        )
+        return format_html('<table class="metrics-table">{}</table>', rows)
+
+    @admin.display(description="details")
+    def activation_details_pretty(self, version: ModelVersion) -> str:
+        return _pretty_json(version.activation_details)
+
+    @admin.display(description="users, movies, ratings, audit")
+    def data_stats_pretty(self, version: ModelVersion) -> str:
+        return _pretty_json(version.data_stats)
+
+    @admin.display(description="hyperparameters")
+    def hyperparameters_pretty(self, version: ModelVersion) -> str:
+        return _pretty_json(version.hyperparameters)
+
+    @admin.display(description="history")
+    def history_pretty(self, version: ModelVersion) -> str:
+        return _pretty_json(version.history)
+
+    @admin.display(description="checksums")
+    def artifact_sha256_pretty(self, version: ModelVersion) -> str:
+        return _pretty_json(version.artifact_sha256)
 
     @admin.display(description="loss curve")
     def loss_plot(self, version: ModelVersion) -> str:

@@ -151,22 +151,29 @@ def _store_artifacts(version: ModelVersion, model, serving, snapshot: RatingSnap
 
 
 def loss_plot_png(history: dict[str, list[float]], *, title: str) -> bytes:
-    """Training and validation loss per epoch (the design report's Figure 4), as PNG bytes."""
+    """Training and validation loss per epoch (the design report's Figure 4), as PNG bytes.
+
+    Two panels, each on its own scale: the training loss sums over every rating of a training user, the validation
+    loss over a validation user's held-out part, so on one axis (about 360 against 64) one curve looks flat.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
-    epochs = np.arange(1, len(history.get("loss", [])) + 1)
-    axes.plot(epochs, history.get("loss", []), label="training loss")
+    panels = [("training loss", history.get("loss", []))]
     if history.get("val_loss"):
-        axes.plot(epochs, history["val_loss"], label="validation loss")
-        best = int(np.argmin(history["val_loss"]))
-        axes.axvline(best + 1, color="grey", linestyle=":", label=f"best epoch ({best + 1})")
-    axes.set(xlabel="epoch", ylabel="loss", title=title)
-    axes.legend()
-    axes.grid(alpha=0.3)
+        panels.append(("validation loss", history["val_loss"]))
+    figure, axes_row = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=100, squeeze=False)
+    best = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else None
+    for axes, (label, values), colour in zip(axes_row[0], panels, ("tab:blue", "tab:orange"), strict=False):
+        axes.plot(np.arange(1, len(values) + 1), values, color=colour)
+        if best is not None:
+            axes.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
+            axes.legend()
+        axes.set(xlabel="epoch", ylabel="loss", title=label)
+        axes.grid(alpha=0.3)
+    figure.suptitle(title)
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png")

@@ -1,22 +1,56 @@
 from django import template
 
 from movies.models import RATING_SCORES
+from movies.selectors import damped_score, rating_prior
 
 register = template.Library()
 
 STAR_CHOICES = [(score, f"{'★' * int(score)}{'½' if score % 1 else ''} {score:g}") for score in RATING_SCORES]
 
 
+def _star_label(score: float) -> str:
+    return f"{score:g} star{'' if score == 1 else 's'}"
+
+
+def _unique_prefix(request, movie, form_id) -> str:
+    """An id prefix no other rating control on this page has: a movie's card can be shown twice on one page.
+
+    Counted on the request, so the same page gives the same ids each time (htmx keeps the focus on a radio with the
+    same id after it swaps the region in).
+    """
+    prefix = f"rate-{movie.pk}-{form_id or 'a'}"
+    used = getattr(request, "_rating_control_ids", None) if request is not None else None
+    if used is None:
+        used = {}
+        if request is not None:
+            request._rating_control_ids = used
+    used[prefix] = used.get(prefix, 0) + 1
+    return prefix if used[prefix] == 1 else f"{prefix}-{used[prefix]}"
+
+
 @register.inclusion_tag("movies/_rating_form.html", takes_context=True)
 def rating_form(context, movie, scores=None, target=None, form_id=None):
-    """The half-star rating control for `movie`, showing the user's current rating from `scores`."""
+    """The half-star rating control for `movie` (a radio group, 0.5 to 5), the user's current rating from `scores`
+    checked. `target` is the region htmx refreshes after a change; `form_id` tells apart two controls for one movie.
+    """
+    request = context.get("request")
+    own_score = (scores or {}).get(movie.pk)
+    prefix = _unique_prefix(request, movie, form_id)
     return {
         "movie": movie,
-        "own_score": (scores or {}).get(movie.pk),
+        "own_score": own_score,
         "target": target,
-        "form_id": form_id,
-        "star_choices": STAR_CHOICES,
-        "request": context["request"],
+        "prefix": prefix,
+        "radios": [
+            {
+                "value": f"{score:g}",
+                "label": _star_label(score),
+                "id": f"{prefix}-star{i}",
+                "checked": own_score == score,
+            }
+            for i, score in enumerate(RATING_SCORES, start=1)
+        ],
+        "request": request,
         "csrf_token": context.get("csrf_token"),
     }
 
@@ -43,3 +77,23 @@ def stars(score) -> str:
 @register.filter
 def get_item(mapping, key):
     return (mapping or {}).get(key)
+
+
+@register.simple_tag
+def movie_score(movie) -> float | None:
+    """The one score lists show and "Best rated" sorts by: the damped mean (selectors.damped_score).
+
+    Querysets from the selectors annotate it; a movie from elsewhere (a recommendation) is scored the same way.
+    """
+    annotated = getattr(movie, "damped_mean", None)
+    if annotated is not None:
+        return annotated
+    return damped_score(mean=movie.rating_mean, count=movie.rating_count, prior=rating_prior())
+
+
+@register.filter
+def release_date(day) -> str:
+    """ML-100K dates most movies 1 January of their year, a placeholder: show only the year then."""
+    if day is None:
+        return ""
+    return str(day.year) if (day.month, day.day) == (1, 1) else f"{day.day} {day:%B %Y}"

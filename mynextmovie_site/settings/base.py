@@ -143,6 +143,16 @@ MOVIELENS_MAX_LOADED_FILE_BYTES = env.int("MOVIELENS_MAX_LOADED_FILE_BYTES", def
 MOVIELENS_MAX_COMPRESSION_RATIO = env.int("MOVIELENS_MAX_COMPRESSION_RATIO", default=200)
 MOVIELENS_MAX_LINE_BYTES = env.int("MOVIELENS_MAX_LINE_BYTES", default=64 * 1024)
 
+# Posters and plots from TMDb (movies/tmdb.py, fetched by a Celery task, never on the request path). Without a key
+# every poster is generated (movies/posters.py) and nothing reaches TMDb. The URLs are settings so tests use a stub.
+TMDB_API_KEY = env.str("TMDB_API_KEY", default="")
+TMDB_API_URL = env.str("TMDB_API_URL", default="https://api.themoviedb.org/3")
+TMDB_IMAGE_URL = env.str("TMDB_IMAGE_URL", default="https://image.tmdb.org/t/p")
+TMDB_TIMEOUT_SECONDS = env.float("TMDB_TIMEOUT_SECONDS", default=10.0)  # per request: connecting, and each read
+TMDB_MAX_IMAGE_BYTES = env.int("TMDB_MAX_IMAGE_BYTES", default=2 * 1024**2)  # a w342 poster is about 30-60 KB
+# A movie page asks for a movie's details at most once in this long (a cache key guards it).
+TMDB_REQUEST_GUARD_SECONDS = env.int("TMDB_REQUEST_GUARD_SECONDS", default=6 * 3600)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

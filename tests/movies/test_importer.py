@@ -60,7 +60,8 @@ def test_ml100k_layout(tmp_path):
     toy_story = Movie.objects.get(movielens_id=1)
     assert (toy_story.title, toy_story.year, toy_story.release_date) == ("Toy Story", 1995, datetime.date(1995, 1, 1))
     assert sorted(toy_story.genres.values_list("name", flat=True)) == ["Animation", "Children's", "Comedy"]
-    assert toy_story.imdb_link.startswith("http://us.imdb.com/")
+    assert toy_story.imdb_url.startswith("http://us.imdb.com/")  # stored as imported
+    assert toy_story.imdb_link.startswith("https://www.imdb.com/find/?q=Toy+Story")  # the dead form is not linked
     assert Movie.objects.get(movielens_id=2).title == "The Shawshank Redemption"
     assert Movie.objects.get(movielens_id=3).title == "Les Misérables"  # decoded from Latin-1
     assert Movie.objects.get(movielens_id=4).year is None

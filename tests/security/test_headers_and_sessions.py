@@ -26,6 +26,13 @@ def test_personal_pages_are_never_stored_guest_pages_may_be(client):
         assert response.status_code == 200 and response["Cache-Control"] == "no-store", name
 
 
+def test_a_public_image_stays_cacheable_for_a_member(client):
+    movie = MovieFactory()
+    client.force_login(UserFactory())
+    poster = client.get(reverse("movies:poster", args=[movie.pk]))
+    assert poster.status_code == 200 and poster["Cache-Control"].startswith("public")
+
+
 def test_head_works_wherever_get_does(client):
     movie = MovieFactory()
     guest_pages = [
