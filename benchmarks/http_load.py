@@ -12,7 +12,11 @@ loads each page in turn with wrk (closed loop, --connections connections for --d
 
 - "guest home": `/` without a session, the top-rated movies of all genres;
 - "guest genre page": `/top/?genre=<Drama>`;
-- "recommendations": `/` with the session cookie, the personal recommendations page (NumPy inference).
+- "recommendations": `/` with the session cookie, the personal recommendations page (NumPy inference);
+- "movie page (guest)" and "(member)": the most rated movie's page, without and with the session cookie;
+- "static file": the stylesheet, served by WhiteNoise from the same workers: the stack's floor.
+
+Guest pages come from Django's cache after their first request (movies/page_cache.py), as in production.
 
 Reported per page: requests/second, latency p50/p95/p99 in ms, errors (socket errors and 4xx/5xx) and non-2xx
 answers. Then, per web worker after the load: resident memory (RSS) and unique memory (USS) in MiB, the
@@ -27,6 +31,7 @@ import concurrent.futures
 import functools
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -59,7 +64,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.db.models import Count, F
 from django.db.models.functions import Abs
 
-from movies.models import Genre
+from movies.models import Genre, Movie
 
 assert {SESSION_BACKEND!r} in settings.AUTHENTICATION_BACKENDS
 user = (get_user_model().objects.filter(movielens_id__isnull=False).annotate(n=Count("ratings"))
@@ -70,9 +75,10 @@ session[BACKEND_SESSION_KEY] = {SESSION_BACKEND!r}
 session[HASH_SESSION_KEY] = user.get_session_auth_hash()
 session.save()
 genre = Genre.objects.filter(name="Drama").first() or Genre.objects.order_by("pk").first()
+movie_id = Movie.objects.order_by("-rating_count", "pk").values_list("pk", flat=True).first()
 print(json.dumps({{
     "cookie": f"{{settings.SESSION_COOKIE_NAME}}={{session.session_key}}", "username": user.get_username(),
-    "ratings": user.n, "genre_id": genre.pk, "genre": genre.name,
+    "ratings": user.n, "genre_id": genre.pk, "genre": genre.name, "movie_id": movie_id,
 }}))
 """
 
@@ -194,12 +200,23 @@ def wait_until_serving(server: subprocess.Popen, base: str, folder: Path, timeou
 
 
 def check_pages(base: str, pages: dict[str, tuple[str, str | None]], username: str) -> None:
-    """Each page answers 200, and only the cookie's page is the personal recommendations of a trained model."""
+    """Each page answers 200; the home page with the cookie is the personal recommendations of a trained model, and
+    every page with the cookie is the member's own."""
     for name, (path, cookie) in pages.items():
         status, body = get(base + path, cookie)
-        personal = 'data-testid="recommendation-list"' in body and username in body
-        if status != 200 or personal != bool(cookie) or 'data-testid="popular-notice"' in body:
-            raise RuntimeError(f"{name} ({path}) is not the expected page: status {status}, personal {personal}")
+        member = username in body
+        expected = 'data-testid="recommendation-list"' in body if (cookie and path == "/") else True
+        if status != 200 or member != bool(cookie) or not expected or 'data-testid="popular-notice"' in body:
+            raise RuntimeError(f"{name} ({path}) is not the expected page: status {status}, member {member}")
+
+
+def static_path(base: str) -> str:
+    """The stylesheet's URL as the home page links it (a hashed name under the production settings)."""
+    _, body = get(base + "/")
+    match = re.search(r'href="(/static/css/site[^"]*\.css)"', body)
+    if not match:
+        raise RuntimeError("the home page links no stylesheet")
+    return match.group(1)
 
 
 def warm_up(base: str, pages: dict[str, tuple[str, str | None]], per_worker: int = 4) -> None:
@@ -277,6 +294,8 @@ def run(*, data: Path, workdir: Path, epochs: int | None, connections: int, dura
         "guest home": ("/", None),
         "guest genre page": (f"/top/?genre={site['genre_id']}", None),
         "recommendations": ("/", site["cookie"]),
+        "movie page (guest)": (f"/movies/{site['movie_id']}/", None),
+        "movie page (member)": (f"/movies/{site['movie_id']}/", site["cookie"]),
     }
 
     port = free_port()
@@ -285,6 +304,8 @@ def run(*, data: Path, workdir: Path, epochs: int | None, connections: int, dura
     try:
         wait_until_serving(server, base, workdir)
         check_pages(base, pages, site["username"])
+        # The floor: a static file (the stylesheet, as the pages link it) served by WhiteNoise in the same workers.
+        pages = {"static file": (static_path(base), None), **pages}
         warm_up(base, pages)
         results = {}
         for name, (path, cookie) in pages.items():
@@ -293,8 +314,11 @@ def run(*, data: Path, workdir: Path, epochs: int | None, connections: int, dura
         memory = worker_memory(server)
     finally:
         stop(server)
+    floor = results["static file"]["rps"]
     return {
         "pages": results,
+        # Each page's throughput as a share of the static file's, measured in the same run.
+        "share_of_static_rps": {name: round(page["rps"] / floor, 3) for name, page in results.items()},
         **memory,
         "workers": WORKERS,
         "connections": connections,

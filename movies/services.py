@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from .importer.errors import excerpt
 from .models import RATING_SCORES, Movie, NotInterested, Rating, WatchlistItem
+from .page_cache import guest_pages_invalidate
 from .signals import ratings_changed
 
 __all__ = [
@@ -31,7 +32,9 @@ __all__ = [
 def movie_refresh_rating_stats(*, movie_ids: Iterable[int] | None = None) -> int:
     """Recompute the stored rating count and mean of the given movies (all when None); returns how many changed."""
     if movie_ids is None:
-        return _movie_refresh_all_rating_stats()
+        updated = _movie_refresh_all_rating_stats()
+        guest_pages_invalidate()  # a whole new set of statistics (an import): no guest page may stay
+        return updated
     ratings = Rating.objects.filter(movie=OuterRef("pk")).order_by().values("movie")
     return Movie.objects.filter(pk__in=list(movie_ids)).update(
         rating_count=Coalesce(Subquery(ratings.annotate(n=Count("pk")).values("n")), 0),

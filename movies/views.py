@@ -26,6 +26,7 @@ from accounts.throttling import limited, member_key, wants_json
 from . import pages, selectors, services, tasks
 from .forms import MovieChoiceForm, RatingForm
 from .models import Genre, Movie
+from .page_cache import cached_guest_page
 from .pages import ONBOARDING_TARGET, PAGE_STEP, shown_count
 
 
@@ -95,6 +96,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_safe
 def top_rated(request: HttpRequest) -> HttpResponse:
     """Guest mode: pick a genre (or all) and see its best-rated movies by damped average."""
+    return cached_guest_page("top-rated", _top_rated, request)
+
+
+def _top_rated(request: HttpRequest) -> HttpResponse:
     genres = list(selectors.genre_list())
     genre = _genre_asked(request, genres)
     shown = shown_count(request)
@@ -175,6 +180,11 @@ def onboarding_skip(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def movie_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    # A guest's movie page (facts, distribution, similar movies) is the same for every visitor.
+    return cached_guest_page("movie", lambda request: _movie_detail(request, pk), request)
+
+
+def _movie_detail(request: HttpRequest, pk: int) -> HttpResponse:
     movie = get_object_or_404(Movie.objects.prefetch_related("genres"), pk=pk)
     tasks.movie_details_request(movie)  # poster and plot from TMDb, in the background (no-op without a key)
     distribution = selectors.rating_distribution(movie=movie)

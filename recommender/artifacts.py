@@ -4,6 +4,7 @@ configuration) and checked against the SHA-256 recorded when they were written."
 from __future__ import annotations
 
 import hashlib
+from typing import BinaryIO
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -60,3 +61,40 @@ def artifact_read(*, folder: str, name: str, expected_sha256: str | None) -> byt
     if actual != expected_sha256:
         raise ArtifactBroken(f"{path} is corrupt: SHA-256 {actual} does not match the recorded {expected_sha256}")
     return content
+
+
+def artifact_download(*, folder: str, name: str, expected_sha256: str | None, destination: BinaryIO) -> int:
+    """Copy one file into `destination` in chunks (a large file never sits whole in memory), checking its SHA-256
+    as it streams; returns its size. On a mismatch what was written must be thrown away (the caller's job)."""
+    path = f"{folder}/{name}"
+    if expected_sha256 is None:
+        raise ArtifactBroken(f"{path} has no recorded checksum")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with default_storage.open(path, "rb") as handle:
+            for chunk in handle.chunks(chunk_size=2**20):
+                digest.update(chunk)
+                destination.write(chunk)
+                size += len(chunk)
+    except FileNotFoundError as error:
+        raise ArtifactBroken(f"{path} is missing from storage ({error})") from error
+    except OSError as error:
+        raise ArtifactError(f"{path} cannot be read from storage ({error})") from error
+    if digest.hexdigest() != expected_sha256:
+        raise ArtifactBroken(
+            f"{path} is corrupt: SHA-256 {digest.hexdigest()} does not match the recorded {expected_sha256}"
+        )
+    return size
+
+
+def artifact_check_size(*, folder: str, name: str, expected_size: int) -> None:
+    """A cheap check that a file is still in storage, whole: its size (one stat or HEAD request)."""
+    path = f"{folder}/{name}"
+    try:
+        size = default_storage.size(path)
+    except FileNotFoundError as error:
+        raise ArtifactBroken(f"{path} is missing from storage ({error})") from error
+    except OSError as error:
+        raise ArtifactError(f"{path} cannot be read from storage ({error})") from error
+    if size != expected_size:
+        raise ArtifactBroken(f"{path} is corrupt: {size} bytes where {expected_size} were verified")

@@ -5,6 +5,9 @@ indexed query to learn whether another version became active; a swap replaces on
 in flight finish on the model they started with. With no usable model, popular movies are served and
 marked as such. Reads only, apart from taking a broken active version out of service (versions.py); what the
 user was shown is recorded by history.py, on the page's request (a POST), never here.
+
+The weights are memory-mapped from a local cache that all processes on the machine share (serving_cache.py), or,
+with RECOMMENDER_SERVING_CACHE_DIR empty, read into each process's own memory.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from movies.models import Movie, Rating
 from movies.pages import PAGE_STEP
 from movies.selectors import excluded_from_recommendations, popular_movies
 
-from . import artifacts
+from . import artifacts, serving_cache
 from .ml.inference import VAERecommender
 from .models import ModelVersion
 from .selectors import model_version_active_id
@@ -44,6 +47,7 @@ class LoadedModel:
     recommender: VAERecommender
     movie_ids: np.ndarray  # column -> Movie pk
     column_of: dict[int, int]  # Movie pk -> column
+    cache_folder: str | None = None  # its folder in the serving cache, when memory-mapped from there
 
 
 @dataclass(frozen=True)
@@ -56,23 +60,39 @@ class MovieRecommendation:
 
 
 def load_model_version(version: ModelVersion) -> LoadedModel:
-    """Read a version's serving files from storage, verifying their checksums."""
-    weights = artifacts.artifact_read(
-        folder=version.artifact_path,
-        name=artifacts.SERVING_WEIGHTS,
-        expected_sha256=version.artifact_sha256.get(artifacts.SERVING_WEIGHTS),
-    )
+    """Read a version's serving files, verifying their checksums: the weights memory-mapped from the serving
+    cache (unpacked from storage once per machine) or, without a cache, read from storage into this process."""
     index = artifacts.artifact_read(
         folder=version.artifact_path,
         name=artifacts.MOVIE_INDEX,
         expected_sha256=version.artifact_sha256.get(artifacts.MOVIE_INDEX),
     )
-    with np.load(io.BytesIO(weights), allow_pickle=False) as archive:
-        recommender = VAERecommender({name: archive[name] for name in archive.files})
+    weights_sha256 = version.artifact_sha256.get(artifacts.SERVING_WEIGHTS)
+    root, recommender, cache_folder = serving_cache.cache_root(), None, None
+    if root is not None:
+        try:
+            recommender = VAERecommender(
+                serving_cache.serving_weights_open(
+                    root=root,
+                    version_id=version.pk,
+                    artifact_folder=version.artifact_path,
+                    artifact_sha256=weights_sha256,
+                )
+            )
+            cache_folder = serving_cache.folder_name(version.pk, weights_sha256)
+        except OSError as error:  # the local disk (full, read-only), not the model: serve it from memory instead
+            logger.warning("Serving cache %s unusable, loading a private copy: %s", root, error)
+    if recommender is None:
+        weights = artifacts.artifact_read(
+            folder=version.artifact_path, name=artifacts.SERVING_WEIGHTS, expected_sha256=weights_sha256
+        )
+        with np.load(io.BytesIO(weights), allow_pickle=False) as archive:
+            recommender = VAERecommender({name: archive[name] for name in archive.files})
     movie_ids = np.asarray(json.loads(index)["movie_ids"], dtype=np.int64)
     if len(movie_ids) != recommender.n_items:
         raise artifacts.ArtifactError(f"movie index has {len(movie_ids)} movies, the model {recommender.n_items}")
-    return LoadedModel(version.pk, recommender, movie_ids, {int(pk): col for col, pk in enumerate(movie_ids)})
+    column_of = {int(pk): col for col, pk in enumerate(movie_ids)}
+    return LoadedModel(version.pk, recommender, movie_ids, column_of, cache_folder)
 
 
 class ModelRegistry:
@@ -105,6 +125,7 @@ class ModelRegistry:
             self._loaded = load_model_version(ModelVersion.objects.get(pk=active_id))
             self._failed_version_id = None
             logger.info("Serving model version %s", active_id)
+            self._prune_cache()
         except artifacts.ArtifactBroken as error:
             # Its files are gone or corrupt: reading again will not help. Take it out of service (it is marked
             # failed, with the reason, for the admin) and serve the last good version instead.
@@ -122,6 +143,19 @@ class ModelRegistry:
                 f"version {self._loaded.version_id}" if self._loaded else "popular movies",
                 error,
             )
+
+    def _prune_cache(self) -> None:
+        """Old versions' folders out of the serving cache: the served one and the one unpacked before it stay."""
+        root = serving_cache.cache_root()
+        if root is None or self._loaded.cache_folder is None:
+            return
+        try:
+            removed = serving_cache.serving_cache_prune(root=root, current=self._loaded.cache_folder)
+        except OSError as error:  # a full or read-only disk must not stop serving
+            logger.warning("Cannot prune the serving cache %s: %s", root, error)
+            return
+        if removed:
+            logger.info("Serving cache: removed %s", ", ".join(removed))
 
     def reset(self) -> None:
         with self._lock:

@@ -11,6 +11,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from movies.page_cache import guest_pages_invalidate
+
 from . import artifacts
 from .models import ModelVersion
 from .selectors import model_version_active
@@ -47,6 +49,7 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     locked.activated_at = timezone.now()
     locked.save(update_fields=["status", "activated_at"])
     logger.info("Model version %s is now active", locked.pk)
+    transaction.on_commit(guest_pages_invalidate)  # guests' movie pages show the new model's similar movies
     return locked
 
 

@@ -184,6 +184,11 @@ def require_production_secret_key(secret_key: str, debug: bool) -> None:
 
 # Recommender
 RECOMMENDER_VERSION_CHECK_SECONDS = env.float("RECOMMENDER_VERSION_CHECK_SECONDS", default=5.0)
+# Local folder where the active model's weights are unpacked as .npy files that every web process memory-maps,
+# sharing one copy in the page cache (recommender/serving_cache.py). Empty: each process loads a private copy.
+RECOMMENDER_SERVING_CACHE_DIR = env.str("RECOMMENDER_SERVING_CACHE_DIR", default=str(VAR_DIR / "serving-cache"))
+# Guest pages (top rated, by genre) come from the cache for this long (movies/page_cache.py); 0 turns it off.
+GUEST_PAGE_CACHE_SECONDS = env.int("GUEST_PAGE_CACHE_SECONDS", default=60)
 RECOMMENDER_POPULAR_MIN_RATINGS = env.int("RECOMMENDER_POPULAR_MIN_RATINGS", default=20)
 RECOMMENDER_POPULAR_DAMPING = env.float("RECOMMENDER_POPULAR_DAMPING", default=20.0)
 

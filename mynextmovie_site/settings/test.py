@@ -1,5 +1,9 @@
 """Settings for the test suite (pytest-django). DATABASE_URL picks SQLite or PostgreSQL."""
 
+import os
+import tempfile
+from pathlib import Path
+
 from .base import *
 from .base import DATABASES, DEVELOPMENT_KEY_PREFIX, STATIC_ROOT, env
 
@@ -47,3 +51,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"mynextmovie-test-{os.getpid()}.sqlite3")
     }
+
+# Guest pages straight from the view: tests change the catalogue and look again at once (movies/page_cache.py has
+# its own tests, which turn the cache on).
+GUEST_PAGE_CACHE_SECONDS = 0
+# Each test process unpacks serving weights in its own folder: concurrent runs must not prune each other's copies.
+RECOMMENDER_SERVING_CACHE_DIR = str(Path(tempfile.gettempdir()) / f"mynextmovie-serving-cache-{os.getpid()}")

@@ -91,6 +91,8 @@ class VAERecommender:
     """Ranking scores, star predictions, top-N and similar movies from exported VAE weights."""
 
     def __init__(self, weights: Mapping[str, Any]) -> None:
+        """``weights``: arrays by name, in memory or read-only memory maps (recommender/serving_cache.py), used as
+        they are: no method writes to a weight array (NumPy would raise on a read-only map)."""
         self.weights = {name: np.asarray(value) for name, value in weights.items()}
         self.metadata: dict[str, Any] = json.loads(str(self.weights["metadata"]))
         self.n_items: int = self.metadata["n_items"]

@@ -22,7 +22,14 @@ def test_http_load_measures_every_page_without_errors(tmp_path):
         data=tmp_path / "data", workdir=tmp_path / "site", epochs=1, connections=2, duration=2, log=lambda *_: None
     )
 
-    assert set(results["pages"]) == {"guest home", "guest genre page", "recommendations"}
+    assert set(results["pages"]) == {
+        "static file",
+        "guest home",
+        "guest genre page",
+        "recommendations",
+        "movie page (guest)",
+        "movie page (member)",
+    }
     for name, page in results["pages"].items():
         assert page["requests"] > 0, name
         assert page["errors"] == 0 and page["non_2xx"] == 0, (name, page)
