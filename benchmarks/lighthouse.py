@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/lighthouse.py --lighthouse PATH/TO/lighthouse [--data ML100K_FOLDER] [--epochs N]
                                               [--workdir DIR --keep] [--json OUT]
 
-Lighthouse is a Node tool: install it outside the project (`npm install --prefix /tmp/lh lighthouse@12`, then
-`--lighthouse /tmp/lh/node_modules/.bin/lighthouse`); it drives the Chromium named by CHROME_PATH (default
+Lighthouse is a Node tool: install it outside the project (`npm install --prefix ~/lighthouse lighthouse@12`, then
+`--lighthouse ~/lighthouse/node_modules/.bin/lighthouse`); it drives the Chromium named by CHROME_PATH (default
 /usr/bin/chromium) and downloads nothing. The site is set up as benchmarks/http_load.py does it (production
 settings on plain HTTP, gunicorn, ML-100K imported, a VAE trained and activated, a logged-in session), then each
 page is audited once with Lighthouse's default mobile emulation and simulated throttling:

@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.utils.html import format_html
 
@@ -32,6 +33,8 @@ class GenreAdmin(admin.ModelAdmin):
 
 @admin.register(Movie)
 class MovieAdmin(admin.ModelAdmin):
+    # Links typed without a scheme are https (Django 6's default; says so now instead of warning).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("title", "year", "genre_list", "rating_count", "rating_mean_display", "movielens_id")
     list_filter = ("genres", DecadeFilter)
     search_fields = ("title", "=movielens_id", "=imdb_id")

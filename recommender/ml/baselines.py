@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
+from recommender.ml import closed_form
 from recommender.ml.data import (
     RATING_MAX,
     RATING_MIN,
@@ -49,8 +49,6 @@ from recommender.ml.evaluation import (
 PRODUCT_ITEM_DAMPING = 5.0
 PRODUCT_USER_DAMPING = 10.0
 EASE_L2_GRID = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
-# Above this many movies the n x n (or 2n x 2n) gram and its inverse are kept in float32.
-FLOAT64_MAX_ITEMS = 8_000
 LOWER_IS_BETTER = frozenset({"disliked@20", "rmse", "mae"})
 
 
@@ -160,25 +158,14 @@ def value_aware_features(
     )
 
 
-def _gram_dtype(n_items: int) -> type:
-    return np.float64 if n_items <= FLOAT64_MAX_ITEMS else np.float32
+def ease_weights(inputs: sp.spmatrix, l2: float, top_k: int | None = None) -> np.ndarray | sp.csc_matrix:
+    """EASE's closed form on 0/1 inputs: B = I - P diagMat(1 / diag(P)), diag(B) = 0 (float32).
 
-
-def _regularised_inverse(features: sp.csr_matrix, l2: float, dtype: type) -> np.ndarray:
-    """(X^T X + l2 I)^-1, dense."""
-    features = features.astype(dtype)
-    gram = (features.T @ features).toarray()
-    gram[np.diag_indices_from(gram)] += l2
-    return scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-
-
-def ease_weights(inputs: sp.spmatrix, l2: float) -> np.ndarray:
-    """EASE's closed form on 0/1 inputs: B = I - P diagMat(1 / diag(P)), diag(B) = 0 (float32)."""
+    Computed a block of columns at a time (closed_form): whole, or each movie's ``top_k`` largest |weights|.
+    """
     inputs = sp.csr_matrix(inputs)
-    precision = _regularised_inverse(inputs, l2, _gram_dtype(inputs.shape[1]))
-    weights = precision / -np.diag(precision)[None, :]
-    weights[np.diag_indices_from(weights)] = 0.0
-    return weights.astype(np.float32)
+    n_items = inputs.shape[1]
+    return closed_form.assemble(closed_form.ease_blocks(inputs, l2), (n_items, n_items), top_k)
 
 
 class EASE:
@@ -223,7 +210,8 @@ def value_aware_ease_weights(
     liked_threshold: float | None = None,
     disliked_threshold: float = DISLIKED_THRESHOLD,
     target: str = "liked",
-) -> np.ndarray:
+    top_k: int | None = None,
+) -> np.ndarray | sp.csc_matrix:
     """Ridge weights (2 n_items x n_items, float32) from [rated | signed] features to each movie.
 
     Column j minimises ||y_j - X b||^2 + l2 ||b||^2 subject to b = 0 on movie j's own two
@@ -231,33 +219,18 @@ def value_aware_ease_weights(
     P = (X^T X + l2 I)^-1 and the unconstrained B0 = P X^T Y, the Lagrange conditions give
     b_j = B0_j - P[:, (j, n+j)] mu_j where the 2 x 2 system P[(j, n+j), (j, n+j)] mu_j =
     B0[(j, n+j), j] zeroes both entries. y_j is "movie j liked" (``target="liked"``) or
-    "movie j rated" (``target="rated"``).
+    "movie j rated" (``target="rated"``). Computed a block of movies at a time (closed_form): whole, or
+    only each movie's ``top_k`` largest |weights| (sparse), without a dense features x features matrix.
     """
     if target not in ("liked", "rated"):
         raise ValueError("target must be 'liked' or 'rated'")
     matrix = sp.csr_matrix(matrix)
     liked_threshold = relevance_threshold(matrix) if liked_threshold is None else liked_threshold
     n_items = matrix.shape[1]
-    dtype = _gram_dtype(n_items)
-    features = value_aware_features(matrix, liked_threshold, disliked_threshold).astype(dtype)
+    features = value_aware_features(matrix, liked_threshold, disliked_threshold)
     targets = liked_indicators(matrix, liked_threshold) if target == "liked" else observed_mask(matrix)
-    precision = _regularised_inverse(features, l2, dtype)
-    weights = precision @ (features.T @ targets.astype(dtype)).toarray()
-    own = np.arange(n_items)
-    signed_own = own + n_items
-    rated_rated, rated_signed = precision[own, own], precision[own, signed_own]
-    signed_rated, signed_signed = precision[signed_own, own], precision[signed_own, signed_own]
-    rated_weight, signed_weight = weights[own, own], weights[signed_own, own]
-    # The 2 x 2 block is a principal minor of a positive definite matrix: its determinant is > 0.
-    determinant = rated_rated * signed_signed - rated_signed * signed_rated
-    mu_rated = (signed_signed * rated_weight - rated_signed * signed_weight) / determinant
-    mu_signed = (rated_rated * signed_weight - signed_rated * rated_weight) / determinant
-    weights -= precision[:, :n_items] * mu_rated[None, :]
-    weights -= precision[:, n_items:] * mu_signed[None, :]
-    # Exactly zero, not rounding noise: a movie's own rating must never score it.
-    weights[own, own] = 0.0
-    weights[signed_own, own] = 0.0
-    return weights.astype(np.float32)
+    blocks = closed_form.value_aware_blocks(features, targets, l2)
+    return closed_form.assemble(blocks, (2 * n_items, n_items), top_k)
 
 
 class ValueAwareEASE:

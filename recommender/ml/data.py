@@ -201,10 +201,14 @@ class RowBatcher:
     def __len__(self) -> int:
         return (len(self.rows) + self.batch_size - 1) // self.batch_size
 
-    def __getitem__(self, index: int) -> RowBatch:
+    def batch_rows(self, index: int) -> np.ndarray:
+        """The rows (of ``inputs``) in batch ``index`` of the current order."""
         if not 0 <= index < len(self):
             raise IndexError(index)
-        batch_rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self._order[index * self.batch_size : (index + 1) * self.batch_size]
+
+    def __getitem__(self, index: int) -> RowBatch:
+        batch_rows = self.batch_rows(index)
         input_values, input_mask = densify_rows(self.inputs, batch_rows)
         if self.targets is self.inputs:
             target_values, target_mask = input_values, input_mask

@@ -313,13 +313,15 @@ def test_movie_to_movie_path_is_switched_by_catalogue_size() -> None:
     small = vae.RecommenderVAE(50, tiny().to_dict())
     large = vae.RecommenderVAE(50, tiny(item_item_max_items=40).to_dict())
     assert small.item_item is not None and large.item_item is None
-    assert not small.item_item.kernel.trainable  # the default keeps EASE's weights frozen
+    assert not small.item_item.kernel.trainable  # the default keeps EASE's weights frozen (whole while small)
+    bounded = vae.RecommenderVAE(50, tiny(item_item_dense_max_mb=0).to_dict())
+    assert not bounded.item_item.neighbour_weights.trainable  # and as top-k neighbours past the memory bound
 
 
 def test_item_item_path_starts_from_ease_with_a_zero_diagonal(ratings: sp.csr_matrix) -> None:
     config = tiny(max_epochs=1)
     model = vae.train(ratings, config).model
-    kernel = model.item_item.kernel.numpy()
+    kernel = model.item_item.kernel_matrix()
     assert np.all(np.diag(kernel) == 0) and np.abs(kernel).sum() > 0
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from keras import ops
 
 from recommender.ml import data
 from recommender.ml.baselines import ease_weights, value_aware_ease_weights
@@ -18,13 +17,21 @@ from recommender.ml.vae.model import RecommenderVAE
 from recommender.ml.vae.validation import _deterministic_batches, _row_slices, _ValidationScorer
 
 
-def _item_item_weights(model: RecommenderVAE, normalized: sp.csr_matrix, l2: float) -> np.ndarray:
-    """The movie-to-movie kernel in closed form: EASE, or its value-aware form, on normalised ratings."""
+def _item_item_weights(model: RecommenderVAE, normalized: sp.csr_matrix, l2: float) -> np.ndarray | sp.spmatrix:
+    """The movie-to-movie kernel in closed form: EASE, or its value-aware form, on normalised ratings.
+
+    With the path's ``top_k``, only each movie's k strongest inputs, never a dense movies x movies matrix.
+    """
+    top_k = model.item_item.top_k
     if model.item_item.input_mode != "value_aware":
-        return ease_weights(data.observed_mask(normalized), l2)
+        return ease_weights(data.observed_mask(normalized), l2, top_k=top_k)
     # Normalised thresholds are float32-rounded in the data: a little slack keeps 2 and 4 stars on their side.
     return value_aware_ease_weights(
-        normalized, l2, liked_threshold=model.liked_threshold - 1e-6, disliked_threshold=model.disliked_threshold + 1e-6
+        normalized,
+        l2,
+        liked_threshold=model.liked_threshold - 1e-6,
+        disliked_threshold=model.disliked_threshold + 1e-6,
+        top_k=top_k,
     )
 
 
@@ -67,7 +74,7 @@ def _calibrate_item_item(
     candidates = []  # (l2, scale, scores)
     path_alone = {}
     for l2 in l2_grid:
-        model.item_item.kernel.assign(_item_item_weights(model, statistics, l2))
+        model.item_item.assign_kernel(_item_item_weights(model, statistics, l2))
         paths = {name: _path_scores(model, rows) for name, rows in (("as rated", inputs), ("mirrored", mirrored))}
         path_alone[l2] = scorer.score(paths["as rated"], paths["mirrored"])
         for scale in ITEM_ITEM_SCALES:
@@ -82,7 +89,7 @@ def _calibrate_item_item(
         l2, scale, best = max(listening, key=lambda c: c[2][metric])
     else:
         l2, scale, best = min(candidates, key=lambda c: (c[2]["flip@10"], -c[2][metric]))
-    model.item_item.kernel.assign(_item_item_weights(model, statistics, l2))
+    model.item_item.assign_kernel(_item_item_weights(model, statistics, l2))
     model.item_item.scale.assign(scale)
     history = {"item_item_scale": [float(scale)], "item_item_l2": [float(l2)]}
     for name in (*(f"ndcg@{k}" for k in NDCG_CUTOFFS), "flip@10"):
@@ -98,5 +105,5 @@ def _path_scores(model: RecommenderVAE, rows: sp.csr_matrix) -> list[np.ndarray]
     scores = []
     for batch, _ in _row_slices(rows.shape[0]):
         values, mask = data.densify_rows(rows, np.arange(batch.start, batch.stop))
-        scores.append(np.asarray(ops.matmul(model.item_item.features(values, mask), model.item_item.kernel)))
+        scores.append(np.asarray(model.item_item.path_scores(model.item_item.features(values, mask))))
     return scores

@@ -149,6 +149,15 @@ class VAEConfig:
     # Neighbours kept per movie in the similar-movies table served with the model (also where "because you
     # rated X highly" looks for X, so a longer list finds a reason more often).
     similar_items: int = 50
+    # Feed the encoder the batch as a sparse tensor (first layer = sparse x dense product, loss gathered at the
+    # rated columns) instead of a densified users x movies batch; False keeps the dense path (same weights).
+    sparse_input: bool = True
+    # Neighbours kept per movie in the movie-to-movie path (the strongest input weights of each movie's
+    # column, fitted without a dense movies x movies matrix when users are fewer than inputs), once the whole
+    # kernel would take more than item_item_dense_max_mb (ML-100K's 1,682 movies: 22 MB, kept whole; 10,000
+    # movies: 800 MB, top-k). None: always whole.
+    item_item_top_k: int | None = 100
+    item_item_dense_max_mb: float = 128.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -172,6 +181,8 @@ class VAEConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}")
+        if self.item_item_top_k is not None and self.item_item_top_k < 1:
+            raise ValueError("item_item_top_k must be a positive number of neighbours or None")
         object.__setattr__(self, "encoder_units", tuple(self.encoder_units))
         if self.encoder_style == "dense_skip" and len(set(self.encoder_units)) > 1:
             raise ValueError(
@@ -189,6 +200,17 @@ class VAEConfig:
         if self.item_item is None:
             return n_items <= self.item_item_max_items
         return bool(self.item_item)
+
+    def resolved_item_item_top_k(self, n_items: int) -> int | None:
+        """Neighbours per movie for a model over ``n_items`` movies, or None for the whole kernel.
+
+        A memory rule, not a tuned one: the whole (inputs x movies) float32 kernel is kept while it fits
+        ``item_item_dense_max_mb``, where it costs nothing in accuracy; past that, top-k bounds memory.
+        """
+        if self.item_item_top_k is None:
+            return None
+        inputs = 2 * n_items if self.item_item_input == "value_aware" else n_items
+        return None if inputs * n_items * 4 <= self.item_item_dense_max_mb * 2**20 else self.item_item_top_k
 
     @property
     def two_phase(self) -> bool:
@@ -208,7 +230,8 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> VAEConfig:
-        return cls(**values)
+        # A model saved before these options had a dense input and a dense movie-to-movie kernel.
+        return cls(**{"sparse_input": False, "item_item_top_k": None, **values})
 
     def replace(self, **changes: Any) -> VAEConfig:
         return dataclasses.replace(self, **changes)
@@ -286,6 +309,9 @@ PRESETS["recvae"] = PRESETS["default"].replace(
     beta_per_rating=0.005,
     learning_rate=5e-4,
 )
+# Issue 15's comparisons: the default with a densified input batch, and with the whole (not top-k) movie-to-movie kernel.
+PRESETS["default-dense-input"] = PRESETS["default"].replace(sparse_input=False)
+PRESETS["default-dense-item-item"] = PRESETS["default"].replace(item_item_top_k=None)
 PRESETS["value-blind-2026-11"] = PRESETS["default"].replace(
     input_mode="implicit", item_item_input="binary", item_item_l2_grid=None
 )

@@ -6,10 +6,13 @@ once this package is imported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
 from keras import ops
 
 from recommender.ml.vae.config import INPUT_MODES, ITEM_ITEM_INPUTS, LAYER_NORM_EPSILON, VAEConfig
@@ -102,26 +105,73 @@ def _dense(
     )
 
 
+def _first_dense(layer: keras.layers.Dense, hidden: Any) -> Any:
+    """A Dense layer that also takes a tf.SparseTensor: sparse x dense product, the batch never densified."""
+    if isinstance(hidden, tf.SparseTensor):
+        return tf.sparse.sparse_dense_matmul(hidden, layer.kernel) + layer.bias
+    return layer(hidden)
+
+
+def encoder_stack(config: VAEConfig, hidden: Any, layer: Callable[[str, Callable[[], Any]], Any]) -> tuple[Any, Any]:
+    """features -> (z_mean, z_log_var); ``layer(name, make)`` makes a layer (build) or looks it up (sparse pass).
+
+    ``hidden`` may be a tf.SparseTensor: only the layers that read the features directly see it.
+    """
+    earlier: list[Any] = []
+    for index, units in enumerate(config.encoder_units):
+        name = f"encoder_dense_{index}"
+        hidden = _first_dense(layer(name, lambda n=name, u=units: _dense(u, config, n)), hidden)
+        if config.encoder_style == "dense_skip":
+            if earlier:
+                hidden = layer(f"encoder_skip_{index}", lambda i=index: keras.layers.Add(name=f"encoder_skip_{i}"))(
+                    [hidden, *earlier]
+                )
+            hidden = layer(
+                f"encoder_activation_{index}", lambda i=index: _activation_layer(config, f"encoder_activation_{i}")
+            )(hidden)
+            hidden = layer(
+                f"encoder_norm_{index}",
+                lambda i=index: keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=f"encoder_norm_{i}"),
+            )(hidden)
+            earlier.append(hidden)
+        else:
+            hidden = layer(
+                f"encoder_activation_{index}", lambda i=index: _activation_layer(config, f"encoder_activation_{i}")
+            )(hidden)
+    z_mean = _first_dense(layer("z_mean", lambda: _dense(config.latent_dim, config, "z_mean")), hidden)
+    z_log_var = _first_dense(layer("z_log_var", lambda: _dense(config.latent_dim, config, "z_log_var")), hidden)
+    return z_mean, z_log_var
+
+
 def build_encoder(n_items: int, config: VAEConfig, thresholds: tuple[float, float] = (0.778, 0.333)) -> keras.Model:
     """(values, mask) -> (z_mean, z_log_var, z); ``thresholds``: (liked, disliked) in normalised units."""
     values = keras.Input(shape=(n_items,), name="values")
     mask = keras.Input(shape=(n_items,), name="mask")
     hidden = EncoderInput(config.input_mode, *thresholds, name="encoder_input")([values, mask])
-    earlier: list[Any] = []
-    for index, units in enumerate(config.encoder_units):
-        hidden = _dense(units, config, f"encoder_dense_{index}")(hidden)
-        if config.encoder_style == "dense_skip":
-            if earlier:
-                hidden = keras.layers.Add(name=f"encoder_skip_{index}")([hidden, *earlier])
-            hidden = _activation_layer(config, f"encoder_activation_{index}")(hidden)
-            hidden = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=f"encoder_norm_{index}")(hidden)
-            earlier.append(hidden)
-        else:
-            hidden = _activation_layer(config, f"encoder_activation_{index}")(hidden)
-    z_mean = _dense(config.latent_dim, config, "z_mean")(hidden)
-    z_log_var = _dense(config.latent_dim, config, "z_log_var")(hidden)
+    z_mean, z_log_var = encoder_stack(config, hidden, lambda name, make: make())
     z = Sampling(seed=config.seed, name="sampling")([z_mean, z_log_var])
     return keras.Model([values, mask], [z_mean, z_log_var, z], name="encoder")
+
+
+def encode_sparse(encoder: keras.Model, config: VAEConfig, features: tf.SparseTensor) -> tuple[Any, Any, Any]:
+    """The encoder's layers on sparse features (sparse.encoder_features): (z_mean, z_log_var, z)."""
+    z_mean, z_log_var = encoder_stack(config, features, lambda name, make: encoder.get_layer(name))
+    return z_mean, z_log_var, encoder.get_layer("sampling")([z_mean, z_log_var])
+
+
+def decode_heads(decoder: keras.Model, config: VAEConfig, z: Any, heads: tuple[str, ...]) -> dict[str, Any]:
+    """The decoder's layers, only the heads asked for (the ranking phase needs no 59k-wide rating output)."""
+    hidden = z
+    for index in range(len(config.resolved_decoder_units)):
+        hidden = decoder.get_layer(f"decoder_dense_{index}")(hidden)
+        hidden = decoder.get_layer(f"decoder_activation_{index}")(hidden)
+    outputs = {}
+    if "ranking_logits" in heads and config.ranking_head:
+        outputs["ranking_logits"] = decoder.get_layer("ranking_logits")(hidden)
+    if "rating" in heads and config.rating_head:
+        rating_input = ops.stop_gradient(hidden) if config.rating_head_detached else hidden
+        outputs["rating"] = decoder.get_layer("rating")(rating_input)
+    return outputs
 
 
 def build_decoder(n_items: int, config: VAEConfig) -> keras.Model:
@@ -171,6 +221,7 @@ class ItemItem(keras.layers.Layer):
         l2: float = 0.0,
         liked: float = 0.778,
         disliked: float = 0.333,
+        top_k: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -185,14 +236,30 @@ class ItemItem(keras.layers.Layer):
         self.l2 = l2
         self.liked = float(liked)
         self.disliked = float(disliked)
-        n_features = 2 * n_items if input_mode == "value_aware" else n_items
-        self.kernel = self.add_weight(
-            shape=(n_features, n_items),
-            initializer="zeros",
-            regularizer=keras.regularizers.L2(l2) if l2 > 0 and trainable_kernel else None,
-            trainable=trainable_kernel,
-            name="kernel",
-        )
+        self.top_k = top_k
+        self.n_features = 2 * n_items if input_mode == "value_aware" else n_items
+        regularizer = keras.regularizers.L2(l2) if l2 > 0 and trainable_kernel else None
+        if top_k is None:
+            self.kernel = self.add_weight(
+                shape=(self.n_features, n_items),
+                initializer="zeros",
+                regularizer=regularizer,
+                trainable=trainable_kernel,
+                name="kernel",
+            )
+        else:
+            # Movie j's k strongest inputs (feature indices, ascending) and their weights: k x n, not n x n.
+            self.k = min(top_k, self.n_features)
+            self.neighbours = self.add_weight(
+                shape=(n_items, self.k), initializer="zeros", dtype="int32", trainable=False, name="neighbours"
+            )
+            self.neighbour_weights = self.add_weight(
+                shape=(n_items, self.k),
+                initializer="zeros",
+                regularizer=regularizer,
+                trainable=trainable_kernel,
+                name="neighbour_weights",
+            )
         self.scale = self.add_weight(shape=(), initializer=keras.initializers.Constant(initial_scale), name="scale")
         self.built = True
 
@@ -203,19 +270,64 @@ class ItemItem(keras.layers.Layer):
             return ops.concatenate([mask, signed_feedback(values, mask, self.liked, self.disliked)], axis=1)
         return mask / ops.sqrt(ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1e-12))
 
-    def call(self, values: Any, mask: Any) -> Any:
-        features = self.features(values, mask)
+    def _sparse_kernel_t(self) -> tf.SparseTensor:
+        """The top-k kernel, transposed (movies x features), rows in canonical order."""
+        rows = tf.repeat(tf.range(self.n_items, dtype=tf.int64), self.k)
+        columns = tf.cast(tf.reshape(self.neighbours, [-1]), tf.int64)
+        return tf.SparseTensor(
+            tf.stack([rows, columns], axis=1),
+            tf.reshape(self.neighbour_weights, [-1]),
+            [self.n_items, self.n_features],
+        )
+
+    def path_scores(self, features: Any) -> Any:
+        """features @ kernel, unscaled; ``features`` dense or a tf.SparseTensor (batch x n_features)."""
+        if self.top_k is not None:
+            if isinstance(features, tf.SparseTensor):
+                features = tf.sparse.to_dense(tf.sparse.reorder(features))  # batch x n_features, n <= 20,000
+            return tf.transpose(tf.sparse.sparse_dense_matmul(self._sparse_kernel_t(), features, adjoint_b=True))
+        if isinstance(features, tf.SparseTensor):
+            scores = tf.sparse.sparse_dense_matmul(features, self.kernel)
+            if self.trainable_kernel:
+                own = tf.sparse.map_values(
+                    tf.multiply, features, tf.gather(ops.diagonal(self.kernel), features.indices[:, 1])
+                )
+                scores = scores - tf.sparse.to_dense(tf.sparse.reorder(own))
+            return scores
         scores = ops.matmul(features, self.kernel)
         if self.trainable_kernel:
             # Remove each movie's own contribution: x_i * K_ii (diagonal kept out of the fit).
             scores = scores - features * ops.diagonal(self.kernel)[None, :]
-        return self.scale * scores
+        return scores
 
-    def effective_kernel(self) -> np.ndarray:
+    def call(self, values: Any, mask: Any) -> Any:
+        return self.scale * self.path_scores(self.features(values, mask))
+
+    def assign_kernel(self, weights: np.ndarray | sp.spmatrix) -> None:
+        """Set the closed-form kernel (n_features x n_items); with ``top_k``, each column's k largest |weights|."""
+        if self.top_k is None:
+            self.kernel.assign(weights.toarray() if sp.issparse(weights) else weights)
+            return
+        neighbours, neighbour_weights = top_k_columns(weights, self.k, zero_diagonal=self.input_mode != "value_aware")
+        self.neighbours.assign(neighbours)
+        self.neighbour_weights.assign(neighbour_weights)
+
+    def kernel_matrix(self) -> np.ndarray:
+        """The kernel as a dense n_features x n_items array, unscaled, no movie predicting itself."""
+        if self.top_k is not None:
+            kernel = np.zeros((self.n_features, self.n_items), dtype=np.float32)
+            columns = np.repeat(np.arange(self.n_items), self.k)
+            weights = np.asarray(self.neighbour_weights.numpy()).ravel()
+            kernel[np.asarray(self.neighbours.numpy()).ravel(), columns] = weights
+            return kernel
         kernel = np.array(self.kernel.numpy(), dtype=np.float32)
         if self.input_mode != "value_aware":  # the value-aware fit already gives a movie no weight for itself
             np.fill_diagonal(kernel, 0.0)
-        return kernel * np.float32(self.scale.numpy())
+        return kernel
+
+    def effective_kernel(self) -> np.ndarray:
+        """What serving multiplies by (dense, the exported format): the kernel with its scale folded in."""
+        return self.kernel_matrix() * np.float32(self.scale.numpy())
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -227,9 +339,34 @@ class ItemItem(keras.layers.Layer):
             "l2": self.l2,
             "liked": self.liked,
             "disliked": self.disliked,
+            "top_k": self.top_k,
         }
 
 
 def _log_normal(x: Any, mean: Any, log_var: Any) -> Any:
     """Elementwise log density of N(mean, exp(log_var)) at x."""
     return -0.5 * (np.log(2 * np.pi) + log_var + ops.square(x - mean) / ops.exp(log_var))
+
+
+def top_k_columns(
+    weights: np.ndarray | sp.spmatrix, k: int, zero_diagonal: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(neighbours, weights), each n_columns x k: every column's k largest |weights|, feature indices ascending."""
+    columns = sp.csc_matrix(weights) if sp.issparse(weights) else None
+    n_columns = weights.shape[1]
+    neighbours = np.zeros((n_columns, k), dtype=np.int32)
+    kept = np.zeros((n_columns, k), dtype=np.float32)
+    for start in range(0, n_columns, 1024):  # a block of dense columns at a time
+        stop = min(start + 1024, n_columns)
+        block = columns[:, start:stop].toarray() if columns is not None else np.asarray(weights[:, start:stop])
+        block = block.T.astype(np.float32)
+        magnitude = np.abs(block)
+        if zero_diagonal:
+            own = np.arange(start, stop)
+            magnitude[own - start, own] = -1.0  # a movie is never its own neighbour
+        top = np.sort(np.argpartition(-magnitude, k - 1, axis=1)[:, :k], axis=1)
+        neighbours[start:stop] = top
+        kept[start:stop] = np.take_along_axis(block, top, axis=1)
+        if zero_diagonal:
+            kept[start:stop][top == np.arange(start, stop)[:, None]] = 0.0
+    return neighbours, kept

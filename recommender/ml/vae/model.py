@@ -22,6 +22,7 @@ from recommender.ml.vae.config import (
     _normalized_stars,
 )
 from recommender.ml.vae.layers import ItemItem, _log_normal, build_decoder, build_encoder
+from recommender.ml.vae.sparse_steps import SparseSteps
 
 
 class TrainingPhase(enum.Enum):
@@ -38,8 +39,11 @@ class TrainingPhase(enum.Enum):
 
 
 @keras.saving.register_keras_serializable(package="recommender")
-class RecommenderVAE(keras.Model):
-    """Encoder + decoder with the VAE loss; ``call`` is the deterministic path (z = z_mean)."""
+class RecommenderVAE(SparseSteps, keras.Model):
+    """Encoder + decoder with the VAE loss; ``call`` is the deterministic path (z = z_mean).
+
+    Batches are dense ``(values, mask)`` pairs or, with ``sparse_input``, ``tf.SparseTensor`` rows (:class:`SparseSteps`).
+    """
 
     def __init__(
         self,
@@ -81,6 +85,7 @@ class RecommenderVAE(keras.Model):
                 l2=self.vae_config.item_item_l2,
                 liked=liked_threshold,
                 disliked=disliked_threshold,
+                top_k=self.vae_config.resolved_item_item_top_k(n_items),
                 name="item_item",
             )
         self.rating_baseline = self.vae_config.rating_head and self.vae_config.rating_mode == "bias_residual"
@@ -110,7 +115,9 @@ class RecommenderVAE(keras.Model):
             return trackers
         return trackers + [self.kl_loss_tracker]
 
-    def call(self, inputs: tuple[Any, Any], training: bool = False) -> dict[str, Any]:
+    def call(self, inputs: Any, training: bool = False) -> dict[str, Any]:
+        if isinstance(inputs, tf.SparseTensor):
+            return self._sparse_call(inputs)
         values, mask = inputs
         z_mean, _, _ = self.encoder([values, mask], training=training)
         return self._decode(z_mean, values, mask, training)
@@ -145,10 +152,10 @@ class RecommenderVAE(keras.Model):
         keep = ops.cast(keras.random.uniform(ops.shape(mask), seed=self.dropout_seed) >= rate, mask.dtype)
         return values * keep, mask * keep
 
-    def _kl_weight(self, mask: Any) -> Any:
+    def _kl_weight(self, rated_counts: Any) -> Any:
         """The KL weight: a scalar, or one per user (RecVAE's beta_per_rating x the user's rated count)."""
         per_rating = self.vae_config.beta_per_rating
-        beta = self.vae_config.beta if per_rating is None else per_rating * ops.sum(mask, axis=1)
+        beta = self.vae_config.beta if per_rating is None else per_rating * rated_counts
         beta = ops.convert_to_tensor(beta, dtype="float32")
         if self.kl_anneal_steps <= 0:
             return beta
@@ -251,10 +258,12 @@ class RecommenderVAE(keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
     def train_step(self, batch: Any) -> dict[str, Any]:
+        if isinstance(batch[0], tf.SparseTensor):
+            return self._sparse_train_step(*batch)
         (values, mask), (target_values, target_mask) = batch
         if self.phase is TrainingPhase.RATING:
             return self._rating_train_step(values, mask)
-        kl_weight = self._kl_weight(mask)
+        kl_weight = self._kl_weight(ops.sum(mask, axis=1))
         variables = self._phase_variables()
         prior = None
         if self.old_encoder is not None:
@@ -289,6 +298,8 @@ class RecommenderVAE(keras.Model):
         return self._update_trackers(total, terms)
 
     def test_step(self, batch: Any) -> dict[str, Any]:
+        if isinstance(batch[0], tf.SparseTensor):
+            return self._sparse_test_step(*batch)
         (values, mask), (target_values, target_mask) = batch
         # Validation loss = how well the deterministic pass (z = z_mean) predicts the targets:
         # the KL and L2 terms are training regularisers, and with an annealed KL weight they

@@ -27,6 +27,7 @@ from recommender.ml.vae.callbacks import BestEpochStopping, EpochTimer, PriorRef
 from recommender.ml.vae.config import PRESETS, VAEConfig, _normalized_stars
 from recommender.ml.vae.export import to_recommender
 from recommender.ml.vae.model import RecommenderVAE, TrainingPhase
+from recommender.ml.vae.sparse import sparse_batch
 from recommender.ml.vae.validation import validation_ndcg, validation_rmse
 
 
@@ -53,16 +54,23 @@ class TrainResult:
 
 
 class RowBatchDataset(keras.utils.PyDataset):
-    """Keras view of a :class:`data.RowBatcher`: ((values, mask), (target_values, target_mask))."""
+    """Keras view of a :class:`data.RowBatcher`: ((values, mask), (target_values, target_mask)) densified, or
+    with ``sparse`` (inputs, targets) as tf.SparseTensor rows, which the model's sparse steps take."""
 
-    def __init__(self, batcher: data.RowBatcher, **kwargs: Any) -> None:
+    def __init__(self, batcher: data.RowBatcher, sparse: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batcher = batcher
+        self.sparse = sparse
 
     def __len__(self) -> int:
         return len(self.batcher)
 
-    def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    def __getitem__(self, index: int) -> Any:
+        if self.sparse:
+            rows = self.batcher.batch_rows(index)
+            inputs = sparse_batch(self.batcher.inputs, rows)
+            same = self.batcher.targets is self.batcher.inputs
+            return inputs, inputs if same else sparse_batch(self.batcher.targets, rows)
         batch = self.batcher[index]
         return (batch.input_values, batch.input_mask), (batch.target_values, batch.target_mask)
 
@@ -132,14 +140,16 @@ def _prepare_data(matrix: sp.csr_matrix, config: VAEConfig) -> _TrainingData:
     validation_batches = RowBatchDataset(
         data.RowBatcher(
             validation_inputs, np.arange(len(validation_users)), config.batch_size, targets=validation_targets
-        )
+        ),
+        sparse=config.sparse_input,
     )
     # Statistics (EASE, the bias baseline) come from every rating except the validation users'
     # hidden ones, so the validation scores stay honest.
     other_rows = np.setdiff1d(np.arange(matrix.shape[0]), validation_users)
     statistics = sp.vstack([normalized[other_rows], validation_inputs], format="csr")
     train_batches = RowBatchDataset(
-        data.RowBatcher(normalized, train_users, config.batch_size, shuffle=True, seed=config.seed)
+        data.RowBatcher(normalized, train_users, config.batch_size, shuffle=True, seed=config.seed),
+        sparse=config.sparse_input,
     )
     liked_threshold = _liked_threshold(config, matrix)
     return _TrainingData(
@@ -190,7 +200,7 @@ def _build_model(config: VAEConfig, prepared: _TrainingData) -> RecommenderVAE:
         disliked_threshold=_normalized_stars(config, config.disliked_threshold),
     )
     if model.item_item is not None and config.item_item_init_ease_l2 is not None:
-        model.item_item.kernel.assign(_item_item_weights(model, prepared.statistics, config.item_item_init_ease_l2))
+        model.item_item.assign_kernel(_item_item_weights(model, prepared.statistics, config.item_item_init_ease_l2))
     if _is_ensemble(model, config):
         model.item_item.scale.assign(0.0)
     _start_rating_head(model, config, prepared)
@@ -272,7 +282,8 @@ def _train_rating_residual(
     validation_batches = RowBatchDataset(
         data.RowBatcher(
             validation_inputs, np.arange(validation_inputs.shape[0]), config.batch_size, targets=validation_targets
-        )
+        ),
+        sparse=config.sparse_input,
     )
     history = model.fit(
         prepared.train_batches,
@@ -316,7 +327,7 @@ def _refit_movie_to_movie(
     if model.item_item is not None and config.item_item_init_ease_l2 is not None:
         # Only now, with the validation scores taken, may the closed form see every rating.
         l2 = history.get("item_item_l2", [config.item_item_init_ease_l2])[0]
-        model.item_item.kernel.assign(_item_item_weights(model, normalized, l2))
+        model.item_item.assign_kernel(_item_item_weights(model, normalized, l2))
 
 
 def _assemble_result(

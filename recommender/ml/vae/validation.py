@@ -16,6 +16,7 @@ from recommender.ml.evaluation import hits_matrix, jaccard_overlap, ndcg_at_k
 from recommender.ml.inference import exclude_rated, top_n_indices
 from recommender.ml.vae.config import NDCG_CUTOFFS
 from recommender.ml.vae.model import RecommenderVAE
+from recommender.ml.vae.sparse import sparse_batch
 
 
 def _deterministic_batches(
@@ -28,8 +29,11 @@ def _deterministic_batches(
     """
     for start in range(0, inputs.shape[0], batch_size):
         rows = slice(start, min(start + batch_size, inputs.shape[0]))
-        values, mask = data.densify_rows(inputs, np.arange(rows.start, rows.stop))
-        yield rows, {name: np.asarray(value) for name, value in model((values, mask), training=False).items()}
+        if model.vae_config.sparse_input:
+            batch = sparse_batch(inputs, np.arange(rows.start, rows.stop))
+        else:
+            batch = data.densify_rows(inputs, np.arange(rows.start, rows.stop))
+        yield rows, {name: np.asarray(value) for name, value in model(batch, training=False).items()}
 
 
 def _row_slices(n_rows: int, batch_size: int = 512) -> Iterator[tuple[slice, None]]:
