@@ -2,7 +2,8 @@
 
 Weight format (a dict of arrays, saved as .npz): ``encoder_dense_{i}_kernel/_bias``,
 ``z_mean_kernel/_bias``, ``decoder_dense_{i}_kernel/_bias``, ``ranking_logits_kernel/_bias``
-and/or ``rating_kernel/_bias``, optionally ``item_item_kernel`` (the movie-to-movie path, its scale folded
+and/or ``rating_kernel/_bias``, optionally ``item_item_kernel`` or, top-k, ``item_item_neighbours`` and
+``item_item_neighbour_weights`` (the movie-to-movie path, its scale folded
 in, zero diagonal; applied to the L2-normalised or, with metadata ``item_item_input="binary"``, 0/1 rated
 vector) and ``rating_global_mean``/``rating_item_bias`` (``rating_mode="bias_residual"``: stars = damped
 bias baseline + the rating layer's residual), plus ``metadata``: a JSON string with the architecture
@@ -48,7 +49,7 @@ def exclude_rated(scores: np.ndarray, rated: sp.spmatrix) -> np.ndarray:
     return scores
 
 
-def channels_product(channels: list[sp.csr_matrix], kernel: np.ndarray) -> np.ndarray:
+def channels_product(channels: list[sp.csr_matrix], kernel: np.ndarray | sp.csr_matrix) -> np.ndarray:
     """[c_0 | c_1 | ...] @ kernel without building the concatenation: each channel meets its block of rows.
 
     One user (the web request) takes a NumPy gather of the rated rows, without SciPy's per-call overhead.
@@ -57,7 +58,9 @@ def channels_product(channels: list[sp.csr_matrix], kernel: np.ndarray) -> np.nd
     total = None
     for index, channel in enumerate(channels):
         block = kernel[index * width : (index + 1) * width]
-        if channel.shape[0] == 1:
+        if sp.issparse(block):  # the top-k movie-to-movie kernel
+            product = (channel @ block).toarray()
+        elif channel.shape[0] == 1:
             product = (channel.data @ block[channel.indices])[None, :]
         else:
             product = np.asarray(channel @ block)
@@ -97,6 +100,7 @@ class VAERecommender:
         self.metadata: dict[str, Any] = json.loads(str(self.weights["metadata"]))
         self.n_items: int = self.metadata["n_items"]
         self._item_embeddings: np.ndarray | None = None
+        self._item_item_csr: sp.csr_matrix | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> VAERecommender:
@@ -105,6 +109,27 @@ class VAERecommender:
 
     def save(self, path: str | Path) -> None:
         save_weights(self.weights, path)
+
+    @property
+    def has_item_item_path(self) -> bool:
+        return "item_item_kernel" in self.weights or "item_item_neighbours" in self.weights
+
+    def _item_item_kernel(self) -> np.ndarray | sp.csr_matrix:
+        """The movie-to-movie kernel (features x movies): the exported dense array, or a CSR matrix built once from
+        the top-k neighbours (movies x k indices and weights; a few MB where the dense one would be hundreds)."""
+        if "item_item_kernel" in self.weights:
+            return self.weights["item_item_kernel"]
+        if self._item_item_csr is None:
+            neighbours = np.asarray(self.weights["item_item_neighbours"])
+            n_items, k = neighbours.shape
+            n_features = 2 * n_items if self.metadata.get("item_item_input") == "value_aware" else n_items
+            columns = np.repeat(np.arange(n_items, dtype=np.int32), k)
+            self._item_item_csr = sp.csr_matrix(
+                (np.asarray(self.weights["item_item_neighbour_weights"]).ravel(), (neighbours.ravel(), columns)),
+                shape=(n_features, n_items),
+                dtype=np.float32,
+            )
+        return self._item_item_csr
 
     @property
     def has_rating_head(self) -> bool:
@@ -227,7 +252,7 @@ class VAERecommender:
         if "ranking_logits_kernel" in self.weights:
             kernel, bias = self._layer("ranking_logits")
             ranking_scores = hidden @ kernel + bias
-            if "item_item_kernel" in self.weights:
+            if self.has_item_item_path:
                 path_input = self.metadata.get("item_item_input", "implicit")
                 if path_input in ("binary", "value_aware"):
                     channels = [
@@ -240,7 +265,7 @@ class VAERecommender:
                         channels.append(self._signed(rows))
                 else:
                     channels = self._encoder_features(normalized, mode="implicit")
-                ranking_scores = ranking_scores + channels_product(channels, self.weights["item_item_kernel"])
+                ranking_scores = ranking_scores + channels_product(channels, self._item_item_kernel())
         else:
             ranking_scores = predicted_stars
         return ranking_scores, predicted_stars
@@ -328,7 +353,11 @@ def export_weights(model: Any, similar_items: tuple[np.ndarray, np.ndarray] | No
         copy_layer(model.decoder, "ranking_logits")
     if config.rating_head:
         copy_layer(model.decoder, "rating")
-    if model.item_item is not None:
+    if model.item_item is not None and model.item_item.top_k is not None:
+        # Top-k: each movie's neighbours (input feature indices) and their weights, scale folded in.
+        neighbours, neighbour_weights = model.item_item.effective_neighbours()
+        weights["item_item_neighbours"], weights["item_item_neighbour_weights"] = neighbours, neighbour_weights
+    elif model.item_item is not None:
         # Scale folded in, diagonal zeroed (as the Keras layer computes it).
         weights["item_item_kernel"] = model.item_item.effective_kernel()
     if getattr(model, "rating_baseline", False):

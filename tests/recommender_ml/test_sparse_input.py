@@ -12,8 +12,10 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from recommender.ml import baselines, closed_form, data, vae
+from recommender.ml.inference import VAERecommender
 from recommender.ml.vae.model import TrainingPhase
 from recommender.ml.vae.sparse import sparse_batch
+from tests.recommender_ml.test_vae import tiny
 
 CASES = {
     "default": {"item_item": True, "item_item_top_k": None},
@@ -150,3 +152,20 @@ def test_the_movie_to_movie_kernel_stays_whole_while_it_is_small() -> None:
     assert config.replace(item_item_input="binary").resolved_item_item_top_k(5_000) is None  # 100 MB
     assert config.replace(item_item_top_k=None).resolved_item_item_top_k(20_000) is None
     assert config.replace(item_item_dense_max_mb=0).resolved_item_item_top_k(50) == config.item_item_top_k
+
+
+def test_a_top_k_path_is_exported_and_served_without_a_dense_kernel(ratings) -> None:
+    result = vae.train(ratings, tiny(max_epochs=2, item_item=True, item_item_dense_max_mb=0))
+    served = result.serving()
+    assert "item_item_kernel" not in served.weights
+    n_items = ratings.shape[1]
+    assert served.weights["item_item_neighbours"].shape == (n_items, min(100, 2 * n_items))
+    # The same scores as serving the whole kernel those neighbours make (scale folded in).
+    dense = {k: v for k, v in served.weights.items() if not k.startswith("item_item_neighbour")}
+    dense["item_item_kernel"] = result.model.item_item.effective_kernel()
+    users = sp.csr_matrix(ratings[:7])
+    np.testing.assert_allclose(
+        served.rank_scores(users), VAERecommender(dense).rank_scores(users), rtol=1e-5, atol=1e-6
+    )
+    one = sp.csr_matrix(ratings[3])
+    np.testing.assert_allclose(served.rank_scores(one), VAERecommender(dense).rank_scores(one), rtol=1e-5, atol=1e-6)

@@ -326,8 +326,16 @@ class ItemItem(keras.layers.Layer):
         return kernel
 
     def effective_kernel(self) -> np.ndarray:
-        """What serving multiplies by (dense, the exported format): the kernel with its scale folded in."""
+        """The kernel with its scale folded in, dense (the exported format while the kernel is whole)."""
         return self.kernel_matrix() * np.float32(self.scale.numpy())
+
+    def effective_neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """With ``top_k``: (neighbours, weights), movies x k, the scale folded in: what serving gets instead of a
+        dense kernel, so neither export nor serving ever holds features x movies floats."""
+        return (
+            np.asarray(self.neighbours.numpy(), dtype=np.int32),
+            np.asarray(self.neighbour_weights.numpy(), dtype=np.float32) * np.float32(self.scale.numpy()),
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {
