@@ -23,6 +23,7 @@ import argparse
 import functools
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -66,9 +67,12 @@ def audit(lighthouse: str, url: str, cookie: str | None, out: Path) -> dict:
     ]
     if cookie:
         args.append(f"--extra-headers={json.dumps({'Cookie': cookie})}")
-    done = subprocess.run(
-        args, env={**os.environ, "CHROME_PATH": chrome}, capture_output=True, text=True, timeout=300, check=False
-    )
+    for _attempt in range(3):  # Lighthouse sometimes loses the trace of a load (NO_NAVSTART): run it again
+        done = subprocess.run(
+            args, env={**os.environ, "CHROME_PATH": chrome}, capture_output=True, text=True, timeout=300, check=False
+        )
+        if done.returncode == 0 and out.exists():
+            break
     if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"lighthouse failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
     report = json.loads(out.read_text())
@@ -96,7 +100,9 @@ def run(*, lighthouse: str, data: Path, workdir: Path, epochs: int | None, log=p
     movie_id = run_checked("most rated movie", ["-c", MOST_RATED_SCRIPT], env).strip().splitlines()[-1]
     pages = {
         "home (guest)": ("/", None),
-        "recommendations": ("/", site["cookie"]),
+        # Lighthouse's extra Cookie header replaces the browser's cookies: it carries a CSRF secret too, so the
+        # page's own POST (the history of what it showed) passes the CSRF check as in a real browser.
+        "recommendations": ("/", f"{site['cookie']}; csrftoken={secrets.token_hex(16)}"),
         "catalogue": ("/movies/", None),
         "movie page": (f"/movies/{movie_id}/", None),
     }

@@ -1,4 +1,6 @@
 from django import template
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from movies.models import RATING_SCORES
 from movies.selectors import damped_score, rating_prior
@@ -28,6 +30,30 @@ def _unique_prefix(request, movie, form_id) -> str:
     return prefix if used[prefix] == 1 else f"{prefix}-{used[prefix]}"
 
 
+def _star_radios(*, movie_pk: int, prefix: str, own_score: float | None, submit_on_change: bool) -> str:
+    """The ten radios and their star labels, built here: one control per card, and the template loop rendering them
+    cost about 1.5 ms each (a quarter of the recommendations page)."""
+    extra = mark_safe(" data-submit-on-change" if submit_on_change else "")
+    return format_html_join(
+        "",
+        '<input type="radio" id="{0}-star{1}" name="score" value="{2}"{3}{4} data-testid="star-{5}-{2}">'
+        '<label for="{0}-star{1}" class="star {6}" data-stars="{2}"><span class="visually-hidden">{7}</span></label>',
+        (
+            (
+                prefix,
+                i,
+                f"{score:g}",
+                mark_safe(" checked" if own_score == score else ""),
+                extra,
+                movie_pk,
+                "star-right" if i % 2 == 0 else "star-left",
+                _star_label(score),
+            )
+            for i, score in enumerate(RATING_SCORES, start=1)
+        ),
+    )
+
+
 @register.inclusion_tag("movies/_rating_form.html", takes_context=True)
 def rating_form(context, movie, scores=None, target=None, form_id=None):
     """The half-star rating control for `movie` (a radio group, 0.5 to 5), the user's current rating from `scores`
@@ -41,15 +67,7 @@ def rating_form(context, movie, scores=None, target=None, form_id=None):
         "own_score": own_score,
         "target": target,
         "prefix": prefix,
-        "radios": [
-            {
-                "value": f"{score:g}",
-                "label": _star_label(score),
-                "id": f"{prefix}-star{i}",
-                "checked": own_score == score,
-            }
-            for i, score in enumerate(RATING_SCORES, start=1)
-        ],
+        "radios": _star_radios(movie_pk=movie.pk, prefix=prefix, own_score=own_score, submit_on_change=not target),
         "request": request,
         "csrf_token": context.get("csrf_token"),
     }
