@@ -14,7 +14,6 @@ on a GPU, TensorFlow's peak GPU memory.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.measure import print_results
 from benchmarks.sparse_training import synthetic_matrix
 
 
@@ -80,10 +80,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures here")
     args = parser.parse_args()
     summary = run(scale=args.scale, max_epochs=args.max_epochs, log=lambda *a: print(*a, file=sys.stderr, flush=True))
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    print_results(summary, args.json)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -45,6 +44,9 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages must import
+
+from benchmarks.measure import print_results, work_folder
 
 WORKERS = 2
 SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -339,9 +341,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per page")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this file")
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="http_load_"))
     log = functools.partial(print, file=sys.stderr)  # stdout carries only the JSON
-    try:
+    with work_folder(args.workdir, prefix="http_load_", keep=args.keep, log=log) as workdir:
         results = run(
             data=args.data,
             workdir=workdir,
@@ -350,15 +351,7 @@ def main() -> None:
             duration=args.duration,
             log=log,
         )
-    finally:
-        if args.workdir is None and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif args.workdir is None:
-            log(f"work folder kept: {workdir}")
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    print_results(results, args.json)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +42,7 @@ from benchmarks.http_load import (
     stop,
     wait_until_serving,
 )
+from benchmarks.measure import print_results, work_folder
 
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
 MOST_RATED_SCRIPT = """
@@ -129,19 +129,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="train_vae --max-epochs (default: the preset's)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this file")
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lighthouse_"))
     log = functools.partial(print, file=sys.stderr)
-    try:
+    with work_folder(args.workdir, prefix="lighthouse_", keep=args.keep, log=log) as workdir:
         results = run(lighthouse=args.lighthouse, data=args.data, workdir=workdir, epochs=args.epochs, log=log)
-    finally:
-        if args.workdir is None and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif args.workdir is None:
-            log(f"work folder kept: {workdir}")
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    print_results(results, args.json)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -201,3 +202,24 @@ def celery_worker_command(*, hostname: str, extra: tuple[str, ...] = ()) -> list
         sys.executable, "-m", "celery", "-A", "mynextmovie_site", "worker", "-Q", "default,training",
         "--concurrency", "1", "--max-tasks-per-child", "1", "--loglevel", "INFO", "--hostname", hostname, *extra,
     ]  # fmt: skip
+
+
+def print_results(results: dict, json_path: Path | None = None) -> None:
+    """A benchmark's figures as JSON on stdout (its progress goes to stderr), and in ``json_path`` when given."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if json_path:
+        json_path.write_text(text + "\n")
+
+
+@contextmanager
+def work_folder(path: Path | None, *, prefix: str, keep: bool = False, log=print):
+    """``path``, or a new temporary folder removed afterwards (kept, and said so, with ``keep``)."""
+    folder = path or Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        if path is None and not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif path is None:
+            log(f"work folder kept: {folder}")

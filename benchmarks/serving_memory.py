@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.http_load import ROOT, free_port, get, run_checked, site_environment, stop, wait_until_serving
+from benchmarks.measure import print_results, work_folder
 
 MiB = 2**20
 
@@ -180,8 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=50, help="recommendation pages per worker")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this file")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="serving_memory_"))
-    try:
+    with work_folder(None, prefix="serving_memory_") as workdir:
         results = run(
             n_movies=args.movies,
             workers=args.workers,
@@ -189,12 +187,7 @@ def main(argv: list[str] | None = None) -> None:
             workdir=workdir,
             log=lambda m: print(m, file=sys.stderr),
         )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    print_results(results, args.json)
 
 
 if __name__ == "__main__":

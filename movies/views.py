@@ -60,6 +60,16 @@ def _done(
     return redirect(_safe_next(request, fallback), permanent=False)
 
 
+def _chosen_movie(request: HttpRequest) -> Movie | None:
+    """The catalogue movie a write names (POST "movie"), or None when there is no such movie."""
+    form = MovieChoiceForm(request.POST)
+    return form.cleaned_data["movie"] if form.is_valid() else None
+
+
+def _no_such_movie(request: HttpRequest, *, fallback: str) -> HttpResponse:
+    return _done(request, ok=False, message="There is no such movie in the catalogue.", fallback=fallback)
+
+
 def _login_required_for_writes(view):
     """Anonymous writes get a clear answer: 401 JSON for API-style callers, else the log-in page."""
 
@@ -161,12 +171,9 @@ def _onboarding(request: HttpRequest, rated_count: int) -> HttpResponse:
 @_login_required_for_writes
 def onboarding_skip(request: HttpRequest) -> HttpResponse:
     """The onboarding card's "Haven't seen it": the movie is no longer offered; only the session remembers it."""
-    form = MovieChoiceForm(request.POST)
-    if not form.is_valid():
-        return _done(
-            request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:home")
-        )
-    movie = form.cleaned_data["movie"]
+    movie = _chosen_movie(request)
+    if movie is None:
+        return _no_such_movie(request, fallback=reverse("movies:home"))
     skipped = [pk for pk in request.session.get(ONBOARDING_SKIPPED, []) if pk != movie.pk] + [movie.pk]
     request.session[ONBOARDING_SKIPPED] = skipped[-ONBOARDING_SKIPPED_MAX:]
     return _done(
@@ -233,12 +240,9 @@ def rate(request: HttpRequest) -> HttpResponse:
 @require_POST
 @_login_required_for_writes
 def rating_delete(request: HttpRequest) -> HttpResponse:
-    form = MovieChoiceForm(request.POST)
-    if not form.is_valid():
-        return _done(
-            request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:my_ratings")
-        )
-    movie = form.cleaned_data["movie"]
+    movie = _chosen_movie(request)
+    if movie is None:
+        return _no_such_movie(request, fallback=reverse("movies:my_ratings"))
     if not services.rating_delete(user=request.user, movie=movie):
         return _done(
             request, ok=False, message=f"You had not rated {movie}.", fallback=reverse("movies:my_ratings"), status=404
@@ -259,12 +263,9 @@ def _movie_list_action(add, remove, added: str, removed: str, added_link: tuple[
     @require_POST
     @_login_required_for_writes
     def view(request: HttpRequest) -> HttpResponse:
-        form = MovieChoiceForm(request.POST)
-        if not form.is_valid():
-            return _done(
-                request, ok=False, message="There is no such movie in the catalogue.", fallback=reverse("movies:home")
-            )
-        movie = form.cleaned_data["movie"]
+        movie = _chosen_movie(request)
+        if movie is None:
+            return _no_such_movie(request, fallback=reverse("movies:home"))
         page_message = None
         try:
             if request.POST.get("action") == "remove":
