@@ -34,7 +34,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -46,7 +45,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages must import
 
-from benchmarks.measure import print_results, work_folder
+from benchmarks.measure import free_port, print_results, work_folder
 
 WORKERS = 2
 SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -148,12 +147,6 @@ def prepare_site(data: Path, epochs: int | None, env: dict[str, str], log) -> di
         run_checked(command, ["manage.py", *step, "--verbosity", "0"], env)
     output = run_checked("session creation", ["-c", SESSION_SCRIPT], env)
     return json.loads(output.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_gunicorn(folder: Path, env: dict[str, str], port: int) -> subprocess.Popen:

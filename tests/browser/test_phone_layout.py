@@ -90,6 +90,7 @@ def test_no_member_page_scrolls_sideways_on_a_phone(member_on_a_phone):
         reverse("movies:my_ratings"),
         reverse("movies:about_my_ratings"),
         reverse("movies:watchlist"),
+        reverse("movies:not_interested_list"),
         reverse("recommender:history"),
         reverse("accounts:profile"),
         reverse("accounts:password_change"),
