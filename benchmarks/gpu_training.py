@@ -1,6 +1,6 @@
 """A full default training at ML-25M's size, in one command, on whatever device TensorFlow finds (issue 15, item 4).
 
-    .venv/bin/python benchmarks/gpu_training.py [--scale 1.0] [--max-epochs N] [--json OUT]
+    .venv/bin/python benchmarks/gpu_training.py [--scale 1.0] [--max-epochs N] [--movies 59047] [--json OUT]
 
 Meant for a GPU host (install `tensorflow[and-cuda]` in place of `tensorflow-cpu`, as the README's GPU worker
 section says); it runs on a CPU too, where `--scale 0.05 --max-epochs 2` is a quick check. It builds the seeded
@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import print_results
 from benchmarks.sparse_training import synthetic_matrix
+from benchmarks.synthetic_movielens import ML25M_MOVIES
 
 
 def device_description(tf) -> str:
@@ -35,12 +36,12 @@ def device_description(tf) -> str:
     return f"{len(gpus)} GPU(s): {details.get('device_name', gpus[0].name)}"
 
 
-def run(*, scale: float, max_epochs: int | None, log=print) -> dict:
+def run(*, scale: float, max_epochs: int | None, movies: int = ML25M_MOVIES, log=print) -> dict:
     from recommender.ml import vae
     from recommender.ml.vae import tf
 
     started = time.perf_counter()
-    matrix = synthetic_matrix(scale)
+    matrix = synthetic_matrix(scale, n_movies=movies)
     generate_seconds = time.perf_counter() - started
     log(f"matrix: {matrix.shape[0]:,} users x {matrix.shape[1]:,} movies, {matrix.nnz:,} ratings")
     overrides = {"max_epochs": max_epochs} if max_epochs else {}
@@ -77,9 +78,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="users and ratings times this (default: ML-25M)")
     parser.add_argument("--max-epochs", type=int, help="cap the ranking phase's epochs (quick checks)")
+    parser.add_argument(
+        "--movies", type=int, default=ML25M_MOVIES, help="catalogue width (default: ML-25M's; smaller for smoke tests)"
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures here")
     args = parser.parse_args()
-    summary = run(scale=args.scale, max_epochs=args.max_epochs, log=lambda *a: print(*a, file=sys.stderr, flush=True))
+    summary = run(
+        scale=args.scale,
+        max_epochs=args.max_epochs,
+        movies=args.movies,
+        log=lambda *a: print(*a, file=sys.stderr, flush=True),
+    )
     print_results(summary, args.json)
 
 

@@ -1,6 +1,7 @@
 """One training epoch at ML-25M's shape, the dense input path against the sparse one (issue 15, item 1).
 
-    nice .venv/bin/python benchmarks/sparse_training.py [--scale 1.0] [--paths dense,sparse] [--json out.json]
+    nice .venv/bin/python benchmarks/sparse_training.py [--scale 1.0] [--paths dense,sparse-keras-adam,sparse]
+        [--json out.json]
 
 Builds a seeded ratings matrix in memory with ML-25M's shape (162,541 users x 59,047 movies, 25,000,095
 ratings at ``--scale 1``; ``--scale`` shrinks users and ratings, never the catalogue, so the input stays
@@ -8,6 +9,10 @@ ratings at ``--scale 1``; ``--scale`` shrinks users and ratings, never the catal
 child process of its own (so that each peak resident memory is that path's alone), prepares the data as
 ``vae.train`` does with the default preset and times one epoch of its training phase (the ranking phase:
 ``model.fit`` over the training users, no validation pass). Reports seconds per epoch, the ratio and peaks.
+
+Paths: ``dense`` is the code before issue 15 (a densified input batch, Keras' Adam); ``sparse-keras-adam`` the
+sparse input with Keras' Adam (which rewrites every row of the input kernels each step); ``sparse`` the product
+(sparse input, ``RowSparseAdam``: only the rows a batch touched, fused Adam for the dense weights).
 """
 
 from __future__ import annotations
@@ -41,14 +46,14 @@ from benchmarks.synthetic_movielens import (
 RESULT_PREFIX = "SPARSE-TRAINING-RESULT "
 
 
-def synthetic_matrix(scale: float = 1.0, seed: int = 0) -> sp.csr_matrix:
-    """Users x movies stars (0.5..5), ML-25M's shape times ``scale`` in users and ratings."""
+def synthetic_matrix(scale: float = 1.0, seed: int = 0, n_movies: int = ML25M_MOVIES) -> sp.csr_matrix:
+    """Users x movies stars (0.5..5), ML-25M's shape times ``scale`` in users and ratings (``n_movies`` wide)."""
     rng = np.random.default_rng(seed)
     n_users, n_ratings = round(ML25M_USERS * scale), round(ML25M_RATINGS * scale)
-    popularity = movie_popularity(rng, ML25M_MOVIES)
+    popularity = movie_popularity(rng, n_movies)
     cdf = np.cumsum(popularity)
-    quality = rng.normal(0.0, 0.55, size=ML25M_MOVIES) + 0.25 * np.log(popularity * ML25M_MOVIES)
-    counts = user_activity(rng, n_users, n_ratings, ML25M_MOVIES)
+    quality = rng.normal(0.0, 0.55, size=n_movies) + 0.25 * np.log(popularity * n_movies)
+    counts = user_activity(rng, n_users, n_ratings, n_movies)
     leniency = rng.normal(0.0, 0.45, size=n_users)
     users_parts, movies_parts, stars_parts, thresholds = [], [], [], None
     for start in range(0, n_users, CHUNK_USERS):
@@ -62,7 +67,7 @@ def synthetic_matrix(scale: float = 1.0, seed: int = 0) -> sp.csr_matrix:
         movies_parts.append(movies.astype(np.int32))
         stars_parts.append(((np.searchsorted(thresholds, latent) + 1) / 2.0).astype(np.float32))
     users, movies, stars = (np.concatenate(parts) for parts in (users_parts, movies_parts, stars_parts))
-    return sp.csr_matrix((stars, (users, movies)), shape=(n_users, ML25M_MOVIES))
+    return sp.csr_matrix((stars, (users, movies)), shape=(n_users, n_movies))
 
 
 def _child(path: str, matrix_file: str) -> None:
@@ -70,13 +75,15 @@ def _child(path: str, matrix_file: str) -> None:
     from recommender.ml import vae
     from recommender.ml.vae import training
     from recommender.ml.vae.model import TrainingPhase
+    from recommender.ml.vae.optimizer import RowSparseAdam
 
     matrix = sp.load_npz(matrix_file).tocsr()
-    config = vae.preset("default", sparse_input=path == "sparse", max_epochs=1)
+    config = vae.preset("default", sparse_input=path != "dense", max_epochs=1)
     prepared = training._prepare_data(matrix, config)
     model = training._build_model(config, prepared)
     model.phase = TrainingPhase.RANKING if config.two_phase else TrainingPhase.JOINT
-    model.compile(optimizer=vae.keras.optimizers.Adam(learning_rate=config.learning_rate))
+    optimizer = RowSparseAdam if path == "sparse" else vae.keras.optimizers.Adam
+    model.compile(optimizer=optimizer(learning_rate=config.learning_rate))
     started = time.perf_counter()
     history = model.fit(prepared.train_batches, epochs=1, verbose=0)
     seconds = time.perf_counter() - started
@@ -93,7 +100,7 @@ def _child(path: str, matrix_file: str) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--paths", default="dense,sparse")
+    parser.add_argument("--paths", default="dense,sparse-keras-adam,sparse")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--child", help=argparse.SUPPRESS)

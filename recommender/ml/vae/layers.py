@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 from keras import ops
 
+from recommender.ml.vae import sparse
 from recommender.ml.vae.config import INPUT_MODES, ITEM_ITEM_INPUTS, LAYER_NORM_EPSILON, VAEConfig
 
 
@@ -106,17 +107,22 @@ def _dense(
 
 
 def _first_dense(layer: keras.layers.Dense, hidden: Any) -> Any:
-    """A Dense layer that also takes a tf.SparseTensor: sparse x dense product, the batch never densified."""
-    if isinstance(hidden, tf.SparseTensor):
-        return tf.sparse.sparse_dense_matmul(hidden, layer.kernel) + layer.bias
+    """A Dense layer that also takes a sparse batch (``sparse.CompactColumns``): only the kernel's rows of the
+    batch's columns are read (a gather), so the kernel's gradient is a ``tf.IndexedSlices`` of those rows, which
+    ``optimizer.RowSparseAdam`` applies without touching the rest."""
+    if isinstance(hidden, sparse.CompactColumns):
+        return tf.matmul(hidden.values, tf.gather(layer.kernel, hidden.columns)) + layer.bias
     return layer(hidden)
 
 
 def encoder_stack(config: VAEConfig, hidden: Any, layer: Callable[[str, Callable[[], Any]], Any]) -> tuple[Any, Any]:
     """features -> (z_mean, z_log_var); ``layer(name, make)`` makes a layer (build) or looks it up (sparse pass).
 
-    ``hidden`` may be a tf.SparseTensor: only the layers that read the features directly see it.
+    ``hidden`` may be a tf.SparseTensor: only the layers that read the features directly see it, as the dense
+    block of the columns it uses (shared by those layers).
     """
+    if isinstance(hidden, tf.SparseTensor):
+        hidden = sparse.compact_columns(hidden)
     earlier: list[Any] = []
     for index, units in enumerate(config.encoder_units):
         name = f"encoder_dense_{index}"

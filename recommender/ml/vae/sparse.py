@@ -8,7 +8,7 @@ only the decoder's softmax stays full. Every function mirrors a dense one in :mo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +25,26 @@ def sparse_batch(matrix: sp.csr_matrix, rows: np.ndarray) -> tf.SparseTensor:
     indices = np.stack([batch_rows, matrix.indices[positions].astype(np.int64)], axis=1)
     values = matrix.data[positions].astype(np.float32)
     return tf.SparseTensor(indices, values, (len(rows), matrix.shape[1]))
+
+
+class CompactColumns(NamedTuple):
+    """A sparse batch as the dense block of the columns it uses: ``values`` (users x k) and ``columns`` (k ids)."""
+
+    columns: Any
+    values: Any
+
+
+def compact_columns(x: tf.SparseTensor) -> CompactColumns:
+    """The first layer's input: ``x`` restricted to its used columns, densified.
+
+    A batch of 128 users at ML-25M's width uses a fifth of the 118,094 input columns. Their dense block times
+    the gathered kernel rows is a plain matrix product (TensorFlow's sparse x dense product is single-threaded
+    and took longer), and at most the size of the densified batch the dense path builds.
+    """
+    columns, local_columns = tf.unique(x.indices[:, 1])
+    indices = tf.stack([x.indices[:, 0], tf.cast(local_columns, tf.int64)], axis=1)
+    shape = tf.stack([x.dense_shape[0], tf.cast(tf.size(columns), tf.int64)])
+    return CompactColumns(columns, tf.scatter_nd(indices, x.values, shape))
 
 
 def batch_size(x: tf.SparseTensor) -> Any:

@@ -27,6 +27,7 @@ from recommender.ml.vae.callbacks import BestEpochStopping, EpochTimer, PriorRef
 from recommender.ml.vae.config import PRESETS, VAEConfig, _normalized_stars
 from recommender.ml.vae.export import to_recommender
 from recommender.ml.vae.model import RecommenderVAE, TrainingPhase
+from recommender.ml.vae.optimizer import RowSparseAdam
 from recommender.ml.vae.sparse import sparse_batch
 from recommender.ml.vae.validation import validation_ndcg, validation_rmse
 
@@ -228,7 +229,7 @@ def _fit_ranking_phase(
 ) -> dict[str, list[float]]:
     """The first phase (the only one unless two_phase), early-stopped per ``early_stopping``, best epoch kept."""
     model.phase = TrainingPhase.RANKING if config.two_phase else TrainingPhase.JOINT
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
+    model.compile(optimizer=RowSparseAdam(learning_rate=config.learning_rate))
     early_stopping = _early_stopping(config, prepared)
     history = model.fit(
         prepared.train_batches,
@@ -269,7 +270,7 @@ def _train_rating_residual(
     """Second phase: the rating residual alone, best validation RMSE kept (the start is bias-only)."""
     validation_inputs, validation_targets = prepared.validation_inputs, prepared.validation_targets
     model.phase = TrainingPhase.RATING
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.rating_learning_rate or config.learning_rate))
+    model.compile(optimizer=RowSparseAdam(learning_rate=config.rating_learning_rate or config.learning_rate))
     scale = 4.0 if config.normalization == "report-2025" else data.RATING_MAX - data.RATING_MIN
     rating_layer = model.decoder.get_layer("rating")
     stopping = BestEpochStopping(
