@@ -23,7 +23,7 @@ PAGE_STEP = 4  # the design report shows four movies; "show more" adds four at a
 MAX_SHOWN = 48
 ONBOARDING_TARGET = 5  # ratings a newcomer gives before personal recommendations (as MovieLens does)
 
-# personal_home(request, rated_count=...) -> the member's home page
+# personal_home(request, ratings={movie pk: stars}) -> the member's home page (their ratings, read once by the caller)
 PersonalHome = Callable[..., HttpResponse]
 # section(request, movie) -> safe HTML (render_to_string, format_html) added to the movie page, or "" for none
 MovieSection = Callable[[HttpRequest, "Movie"], str]

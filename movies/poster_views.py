@@ -12,9 +12,11 @@ import posixpath
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.cache import get_conditional_response
 from django.views.decorators.http import require_safe
+
+from mynextmovie_site.routes import cached_reverse
 
 from .models import Movie
 from .posters import poster_svg, poster_version
@@ -38,8 +40,8 @@ def generated_poster_version(movie: Movie) -> str:
 def poster_url(movie: Movie) -> str:
     """The stored TMDb poster when there is one, else the generated SVG at its versioned URL."""
     if movie.poster:
-        return reverse("movies:stored_poster", args=[movie.pk, posixpath.basename(movie.poster.name)])
-    return f"{reverse('movies:poster', args=[movie.pk])}?v={generated_poster_version(movie)}"
+        return cached_reverse("movies:stored_poster", args=[movie.pk, posixpath.basename(movie.poster.name)])
+    return f"{cached_reverse('movies:poster', args=[movie.pk])}?v={generated_poster_version(movie)}"
 
 
 @require_safe

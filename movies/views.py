@@ -94,12 +94,13 @@ def _login_required_for_writes(view):
 def home(request: HttpRequest) -> HttpResponse:
     """Guests get the top-rated page; members first rate a few movies, then get their personal home page."""
     if request.user.is_authenticated:
-        rated_count = request.user.ratings.count()
-        if rated_count < ONBOARDING_TARGET:
-            return _onboarding(request, rated_count)
+        # Read once: the count decides onboarding, the ratings themselves are what the recommender folds in.
+        ratings = selectors.user_rating_scores(user=request.user)
+        if len(ratings) < ONBOARDING_TARGET:
+            return _onboarding(request, len(ratings))
         personal_home = pages.personal_home()
         if personal_home is not None:
-            return personal_home(request, rated_count=rated_count)
+            return personal_home(request, ratings=ratings)
     return top_rated(request)
 
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
-from movies.models import Movie, Rating
+from movies.models import Movie
 from movies.pages import PAGE_STEP
-from movies.selectors import excluded_from_recommendations, popular_movies
+from movies.selectors import excluded_from_recommendations, popular_movies, user_rating_scores
 
 from . import artifacts, serving_cache
 from .ml.inference import VAERecommender
@@ -255,10 +255,12 @@ def _because_by_table(neighbours: np.ndarray, scores: np.ndarray, items: list[in
 
 
 def recommendations_for_user(
-    *, user, limit: int = 10, exclude_movie_ids: Sequence[int] = ()
+    *, user, limit: int = 10, exclude_movie_ids: Sequence[int] = (), ratings: Mapping[int, float] | None = None
 ) -> list[MovieRecommendation]:
-    """The user's current ratings folded in at request time, so a new rating changes the list at once."""
-    ratings = dict(Rating.objects.filter(user=user).values_list("movie_id", "score"))
+    """The user's current ratings folded in at request time, so a new rating changes the list at once
+    (``ratings``: the caller read them already in this request)."""
+    if ratings is None:
+        ratings = user_rating_scores(user=user)
     return recommendations_for_ratings(ratings=ratings, limit=limit, exclude_movie_ids=exclude_movie_ids)
 
 
@@ -286,10 +288,12 @@ def _in_pages_by_predicted_stars(recommended: list[MovieRecommendation], page_si
     return ordered
 
 
-def personal_recommendations(*, user, limit: int = 4) -> list[MovieRecommendation]:
+def personal_recommendations(
+    *, user, limit: int = 4, ratings: Mapping[int, float] | None = None
+) -> list[MovieRecommendation]:
     """What the recommendations page shows: rated, watchlisted and "not interested" movies left out, and the
     cards of each page in the order of their predicted stars. Records nothing (see history.py)."""
     recommended = recommendations_for_user(
-        user=user, limit=limit, exclude_movie_ids=list(excluded_from_recommendations(user=user))
+        user=user, limit=limit, exclude_movie_ids=list(excluded_from_recommendations(user=user)), ratings=ratings
     )
     return _in_pages_by_predicted_stars(recommended, SHOWN_PAGE_SIZE)

@@ -24,12 +24,12 @@ from .recommendations import SOURCE_POPULAR, personal_recommendations, similar_m
 SIMILAR_SHOWN = 8
 
 
-def personal_home(request: HttpRequest, *, rated_count: int) -> HttpResponse:
+def personal_home(request: HttpRequest, *, ratings: dict[int, float]) -> HttpResponse:
     """A member's home page past onboarding (movies.views.home calls it): their recommendations.
 
     Side-effect free: once loaded, the page POSTs the movies it shows to `history_record`."""
     shown = shown_count(request)
-    recommended = personal_recommendations(user=request.user, limit=shown)
+    recommended = personal_recommendations(user=request.user, limit=shown, ratings=ratings)
     return render(
         request,
         "recommender/recommendations.html",
@@ -38,7 +38,7 @@ def personal_home(request: HttpRequest, *, rated_count: int) -> HttpResponse:
             "next_show": shown + PAGE_STEP,
             "has_more": len(recommended) == shown and shown < MAX_SHOWN,
             "from_popular": bool(recommended) and recommended[0].source == SOURCE_POPULAR,
-            "rated_count": rated_count,
+            "rated_count": len(ratings),
         },
     )
 

@@ -1,4 +1,5 @@
 from django import template
+from django.conf import settings
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
@@ -107,6 +108,12 @@ def movie_score(movie) -> float | None:
     if annotated is not None:
         return annotated
     return damped_score(mean=movie.rating_mean, count=movie.rating_count, prior=rating_prior())
+
+
+@register.simple_tag
+def card_cache_seconds() -> int:
+    """How long a card's movie part stays in the "cards" cache (settings.CARD_CACHE_SECONDS; 0: not cached)."""
+    return settings.CARD_CACHE_SECONDS
 
 
 @register.filter

@@ -72,6 +72,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # {% url %} remembered (mynextmovie_site/routes.py): list pages reverse the same routes for every card.
+            "builtins": ["mynextmovie_site.routes"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -99,9 +101,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# A connection kept for a minute, checked before reuse: opening one (and, on SQLite, its PRAGMAs) cost a member's
+# page about a millisecond.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -266,6 +269,15 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+# The movie part of each card (poster, title, genres, score), the same for everyone: each process's own memory,
+# since a round trip to Redis would cost what rendering it does. An entry lives CARD_CACHE_SECONDS, the staleness
+# the guest pages and the damped score's prior already accept; its key holds the rating count and mean.
+CARD_CACHE_SECONDS = env.int("CARD_CACHE_SECONDS", default=60)
+CACHES["cards"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "movie-cards",
+    "OPTIONS": {"MAX_ENTRIES": 20_000},
+}
 CELERY_DIR = VAR_DIR / "celery"
 RETRAIN_THRESHOLD = env.int("RETRAIN_THRESHOLD", default=500)  # new or changed ratings since the last snapshot
 # Beat's periodic check: queues a training the rating trigger could not, and recovers one whose worker died.

@@ -55,5 +55,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Guest pages straight from the view: tests change the catalogue and look again at once (movies/page_cache.py has
 # its own tests, which turn the cache on).
 GUEST_PAGE_CACHE_SECONDS = 0
+CARD_CACHE_SECONDS = 0
 # Each test process unpacks serving weights in its own folder: concurrent runs must not prune each other's copies.
 RECOMMENDER_SERVING_CACHE_DIR = str(Path(tempfile.gettempdir()) / f"mynextmovie-serving-cache-{os.getpid()}")

@@ -94,3 +94,13 @@ def test_the_sparse_encoders_kernel_gradient_covers_only_the_batchs_movies(ratin
     # Two input channels per movie (implicit and signed): rows m and n_items + m.
     expected_rows = np.concatenate([movies, movies + ratings.shape[1]])
     assert sorted(np.unique(gradient.indices.numpy()).tolist()) == sorted(expected_rows.tolist())
+
+
+def test_the_configuration_names_the_optimizer() -> None:
+    from recommender.ml.vae.training import _optimizer
+
+    assert isinstance(_optimizer(vae.preset("default"), 1e-3), RowSparseAdam)
+    keras_adam = _optimizer(vae.preset("default-keras-adam"), 1e-3)
+    assert type(keras_adam) is keras.optimizers.Adam
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        vae.preset("default", optimizer="sgd")

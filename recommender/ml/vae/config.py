@@ -27,6 +27,7 @@ ITEM_ITEM_TRAINING = ("joint", "ensemble")
 PRIORS = ("standard", "composite")
 LAYER_NORM_EPSILON = 0.1  # RecVAE's
 ITEM_ITEM_SELECTIONS = ("ndcg@100", "ndcg@10")
+OPTIMIZERS = ("row_sparse_adam", "adam")
 NDCG_CUTOFFS = (10, 100)
 # Validation users scored when the hybrid's mix is picked: plenty for a stable choice, bounded memory.
 CALIBRATION_USERS = 5_000
@@ -152,6 +153,9 @@ class VAEConfig:
     # Feed the encoder the batch as a sparse tensor (first layer = sparse x dense product, loss gathered at the
     # rated columns) instead of a densified users x movies batch; False keeps the dense path (same weights).
     sparse_input: bool = True
+    # "row_sparse_adam": Adam that updates only the input kernel rows a batch touched (and their moments), fused
+    # on dense weights (optimizer.RowSparseAdam); "adam": Keras' Adam, every row every step.
+    optimizer: str = "row_sparse_adam"
     # Neighbours kept per movie in the movie-to-movie path (the strongest input weights of each movie's
     # column, fitted without a dense movies x movies matrix when users are fewer than inputs), once the whole
     # kernel would take more than item_item_dense_max_mb (ML-100K's 1,682 movies: 22 MB, kept whole; 10,000
@@ -178,6 +182,7 @@ class VAEConfig:
             ("prior", PRIORS),
             ("item_item_selection", ITEM_ITEM_SELECTIONS),
             ("encoder_style", ENCODER_STYLES),
+            ("optimizer", OPTIMIZERS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}")
@@ -311,6 +316,7 @@ PRESETS["recvae"] = PRESETS["default"].replace(
 )
 # Issue 15's comparisons: the default with a densified input batch, and with the whole (not top-k) movie-to-movie kernel.
 PRESETS["default-dense-input"] = PRESETS["default"].replace(sparse_input=False)
+PRESETS["default-keras-adam"] = PRESETS["default"].replace(optimizer="adam")
 PRESETS["default-dense-item-item"] = PRESETS["default"].replace(item_item_top_k=None)
 PRESETS["value-blind-2026-11"] = PRESETS["default"].replace(
     input_mode="implicit", item_item_input="binary", item_item_l2_grid=None

@@ -229,7 +229,7 @@ def _fit_ranking_phase(
 ) -> dict[str, list[float]]:
     """The first phase (the only one unless two_phase), early-stopped per ``early_stopping``, best epoch kept."""
     model.phase = TrainingPhase.RANKING if config.two_phase else TrainingPhase.JOINT
-    model.compile(optimizer=RowSparseAdam(learning_rate=config.learning_rate))
+    model.compile(optimizer=_optimizer(config, config.learning_rate))
     early_stopping = _early_stopping(config, prepared)
     history = model.fit(
         prepared.train_batches,
@@ -243,6 +243,12 @@ def _fit_ranking_phase(
         history_dict["initial_val_ndcg@100"] = [early_stopping.initial_score]
         history_dict["best_epoch"] = [float(early_stopping.best_epoch)]
     return history_dict
+
+
+def _optimizer(config: VAEConfig, learning_rate: float) -> keras.optimizers.Optimizer:
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+    return RowSparseAdam(learning_rate=learning_rate)
 
 
 def _early_stopping(config: VAEConfig, prepared: _TrainingData) -> keras.callbacks.Callback:
@@ -270,7 +276,7 @@ def _train_rating_residual(
     """Second phase: the rating residual alone, best validation RMSE kept (the start is bias-only)."""
     validation_inputs, validation_targets = prepared.validation_inputs, prepared.validation_targets
     model.phase = TrainingPhase.RATING
-    model.compile(optimizer=RowSparseAdam(learning_rate=config.rating_learning_rate or config.learning_rate))
+    model.compile(optimizer=_optimizer(config, config.rating_learning_rate or config.learning_rate))
     scale = 4.0 if config.normalization == "report-2025" else data.RATING_MAX - data.RATING_MIN
     rating_layer = model.decoder.get_layer("rating")
     stopping = BestEpochStopping(

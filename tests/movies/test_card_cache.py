@@ -1,0 +1,64 @@
+"""The movie part of a card comes from the "cards" cache (issue 15, item 5); the member's own part never does."""
+
+import pytest
+from django.core.cache import caches
+from django.urls import reverse
+
+from movies.services import movie_refresh_rating_stats
+from tests.accounts.factories import UserFactory
+from tests.movies.factories import GenreFactory, MovieFactory, RatingFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalogue(settings):
+    settings.RECOMMENDER_POPULAR_MIN_RATINGS = 1
+    caches["cards"].clear()
+    drama, comedy = GenreFactory(name="Drama"), GenreFactory(name="Comedy")
+    movie = MovieFactory(title="Card Classic")
+    movie.genres.add(drama)
+    RatingFactory(movie=movie, score=4.5)
+    movie_refresh_rating_stats()
+    yield movie, comedy
+    caches["cards"].clear()
+
+
+def _card(client, movie) -> str:
+    page = client.get(reverse("movies:top_rated")).text
+    start = page.index(f'data-movie="{movie.pk}"')
+    return page[start : page.index("</li>", start)]
+
+
+def test_a_cached_card_is_reused_until_its_statistics_change(client, settings, catalogue):
+    settings.CARD_CACHE_SECONDS = 60
+    movie, comedy = catalogue
+    client.force_login(UserFactory())  # members never get the guest page cache: this is the card cache alone
+    assert "Drama" in _card(client, movie) and "1 rating" in _card(client, movie)
+    movie.genres.set([comedy])
+    assert "Drama" in _card(client, movie)  # the same counts: from the cache, for at most CARD_CACHE_SECONDS
+    RatingFactory(movie=movie, score=3.0)
+    movie_refresh_rating_stats()
+    card = _card(client, movie)
+    assert "Comedy" in card and "Drama" not in card and "2 ratings" in card
+
+
+def test_with_no_card_cache_a_change_shows_at_once(client, catalogue):
+    movie, comedy = catalogue
+    client.force_login(UserFactory())
+    assert "Drama" in _card(client, movie)
+    movie.genres.set([comedy])
+    assert "Comedy" in _card(client, movie)
+
+
+def test_each_members_own_rating_is_never_taken_from_the_cache(client, settings, catalogue):
+    settings.CARD_CACHE_SECONDS = 60
+    movie, _ = catalogue
+    rater, other = UserFactory(), UserFactory()
+    RatingFactory(movie=movie, user=rater, score=2.5)
+    movie_refresh_rating_stats()
+    client.force_login(rater)
+    assert "2.5 / 5" in _card(client, movie)
+    client.force_login(other)
+    card = _card(client, movie)
+    assert "Not rated" in card and "2.5 / 5" not in card
