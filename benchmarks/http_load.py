@@ -1,11 +1,13 @@
 """The site over real HTTP: gunicorn (2 sync workers) on loopback under wrk, with a trained model in service.
 
-    .venv/bin/python benchmarks/http_load.py [--data ML100K_FOLDER] [--epochs N]
+    .venv/bin/python benchmarks/http_load.py [--data ML100K_FOLDER] [--epochs N] [--train-args "--OPTION VALUE"]
                                              [--connections 8] [--duration 15] [--workdir DIR --keep] [--json OUT]
 
 In a work folder (a temporary one unless --workdir) it builds a fresh SQLite database with the production
 settings, imports MovieLens (--data, else MOVIELENS_PATH), trains and activates
-the default VAE (`train_vae --activate`; --epochs N is passed on as --max-epochs N), collects the static files
+the default VAE (`train_vae --activate`; --epochs N is passed on as --max-epochs N, --train-args as they are: at
+the synthetic 1M size `--item-item-l2-grid 500` fits the movie-to-movie path once instead of for five L2 values,
+which changes no shape the pages serve), collects the static files
 and creates a logged-in session for the imported user whose rating count is closest to 100. It then serves
 `mynextmovie_site.wsgi` with gunicorn, checks each page answers what it should, warms both workers up, and
 loads each page in turn with wrk (closed loop, --connections connections for --duration seconds):
@@ -33,6 +35,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -133,12 +136,12 @@ def run_checked(what: str, args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def prepare_site(data: Path, epochs: int | None, env: dict[str, str], log) -> dict:
+def prepare_site(data: Path, epochs: int | None, env: dict[str, str], log, train_args: tuple[str, ...] = ()) -> dict:
     """Database, catalogue, active model, static files; returns the session and genre to load."""
     steps = (
         ["migrate"],
         ["import_movielens", str(data)],
-        ["train_vae", "--activate", *(["--max-epochs", str(epochs)] if epochs else [])],
+        ["train_vae", "--activate", *(["--max-epochs", str(epochs)] if epochs else []), *train_args],
         ["collectstatic", "--noinput"],  # the production settings serve static files from a manifest
     )
     for step in steps:
@@ -269,7 +272,16 @@ def stop(server: subprocess.Popen) -> None:
         server.wait()
 
 
-def run(*, data: Path, workdir: Path, epochs: int | None, connections: int, duration: float, log=print) -> dict:
+def run(
+    *,
+    data: Path,
+    workdir: Path,
+    epochs: int | None,
+    connections: int,
+    duration: float,
+    train_args: tuple[str, ...] = (),
+    log=print,
+) -> dict:
     """Set up the site in `workdir` (an empty or new folder), load it, and return the figures."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: install it: apt-get install wrk")
@@ -281,7 +293,7 @@ def run(*, data: Path, workdir: Path, epochs: int | None, connections: int, dura
 
     started = time.perf_counter()
     env = site_environment(workdir)
-    site = prepare_site(data, epochs, env, log)
+    site = prepare_site(data, epochs, env, log, train_args)
     setup_seconds = time.perf_counter() - started
     script = workdir / "report.lua"
     script.write_text(WRK_SCRIPT)
@@ -319,6 +331,7 @@ def run(*, data: Path, workdir: Path, epochs: int | None, connections: int, dura
         "connections": connections,
         "duration_s": duration,
         "setup_seconds": round(setup_seconds, 1),
+        "train_args": list(train_args),
         "genre": site["genre"],
         "recommendations_user": {"username": site["username"], "ratings": site["ratings"]},
     }
@@ -330,6 +343,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="empty or new folder for the site (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     parser.add_argument("--epochs", type=int, help="train_vae --max-epochs (default: the preset's)")
+    parser.add_argument("--train-args", default="", help="more train_vae options, e.g. '--item-item-l2-grid 500'")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per page")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this file")
@@ -340,6 +354,7 @@ def main() -> None:
             data=args.data,
             workdir=workdir,
             epochs=args.epochs,
+            train_args=tuple(shlex.split(args.train_args)),
             connections=args.connections,
             duration=args.duration,
             log=log,
