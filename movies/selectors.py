@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db.models import Case, Count, Exists, F, FloatField, IntegerField, OuterRef, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Cast
 
@@ -125,9 +125,16 @@ def popular_movies(
 
 
 def rating_distribution(*, movie: Movie) -> list[tuple[float, int]]:
-    counts = dict(
-        Rating.objects.filter(movie=movie).values_list("score").annotate(n=Count("pk")).values_list("score", "n")
-    )
+    """How many ratings at each star value. The same for every visitor, and a group-by over all of a popular
+    movie's ratings (7 ms for the most rated of 1M on SQLite): kept in the per-process "cards" cache for
+    CARD_CACHE_SECONDS, under a key holding the movie's rating count and mean."""
+    key = f"movies:distribution:{movie.pk}:{movie.rating_count}:{movie.rating_mean}"
+    counts = caches["cards"].get(key)
+    if counts is None:
+        counts = dict(
+            Rating.objects.filter(movie=movie).values_list("score").annotate(n=Count("pk")).values_list("score", "n")
+        )
+        caches["cards"].set(key, counts, settings.CARD_CACHE_SECONDS)
     return _distribution_rows(counts)
 
 

@@ -57,13 +57,18 @@ def channels_product(channels: list[sp.csr_matrix], kernel: np.ndarray | sp.csr_
     width = channels[0].shape[1]
     total = None
     for index, channel in enumerate(channels):
-        block = kernel[index * width : (index + 1) * width]
-        if sp.issparse(block):  # the top-k movie-to-movie kernel
-            product = (channel @ block).toarray()
+        if sp.issparse(kernel):
+            # The top-k movie-to-movie kernel: the channel's columns moved to its rows of the kernel. Slicing the
+            # block out instead copied half the kernel per call (5.6 ms a request at 8,600 movies).
+            shifted = sp.csr_matrix(
+                (channel.data, channel.indices + index * width, channel.indptr),
+                shape=(channel.shape[0], kernel.shape[0]),
+            )
+            product = (shifted @ kernel).toarray()
         elif channel.shape[0] == 1:
-            product = (channel.data @ block[channel.indices])[None, :]
+            product = (channel.data @ kernel[index * width + channel.indices])[None, :]
         else:
-            product = np.asarray(channel @ block)
+            product = np.asarray(channel @ kernel[index * width : (index + 1) * width])
         total = product if total is None else total + product
     return total
 

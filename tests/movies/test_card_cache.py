@@ -62,3 +62,25 @@ def test_each_members_own_rating_is_never_taken_from_the_cache(client, settings,
     client.force_login(other)
     card = _card(client, movie)
     assert "Not rated" in card and "2.5 / 5" not in card
+
+
+def test_a_movies_star_distribution_is_reused_until_its_statistics_change(client, settings, catalogue):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.CARD_CACHE_SECONDS = 60
+    movie, _ = catalogue
+    page = reverse("movies:detail", args=[movie.pk])
+    client.force_login(UserFactory())
+
+    def distribution_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(page).status_code == 200
+        return sum("GROUP BY" in q["sql"] and "movies_rating" in q["sql"] for q in queries.captured_queries)
+
+    assert distribution_queries() == 1
+    assert distribution_queries() == 0  # the same statistics: from the cache
+    RatingFactory(movie=movie, score=2.0)
+    movie_refresh_rating_stats()
+    assert distribution_queries() == 1
+    assert "2 ratings" in client.get(page).text
