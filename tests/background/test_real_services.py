@@ -127,8 +127,11 @@ def test_two_triggers_at_once_queue_one_training(site, start_worker, redis_broke
         thread.join()
     assert len([job for job in results if job is not None]) == 1
     new_id = wait_until(lambda: new_active_version(site["v1"].pk), TRAINING_SECONDS, "the one training", worker)
-    job = TrainingJob.objects.get()
-    assert job.status == TrainingJob.Status.SUCCEEDED and ModelVersion.objects.count() == 2
+    # The worker activates the new version, then records the job as done: wait for the second step too.
+    wait_until(
+        lambda: TrainingJob.objects.get().status == TrainingJob.Status.SUCCEEDED, 30, "the job's success", worker
+    )
+    assert ModelVersion.objects.count() == 2
 
     # The same message delivered twice (acks late): the second delivery does nothing.
     from recommender.tasks import model_version_train_task

@@ -11,7 +11,7 @@ def test_serving_memory_measures_both_modes(tmp_path):
 
     assert results["movies"] == 300 and "item_item_kernel" in results["arrays"]  # the path exists at this size
     for mode in ("memory-mapped", "private"):
-        assert len(results[mode]["workers"]) == 2 and results[mode]["requests"] == 6
+        assert len(results[mode]["workers"]) == 2 and results[mode]["requests"] % 6 == 0 < results[mode]["requests"]
         assert all(w["uss_mb"] > 0 and w["rss_mb"] >= w["uss_mb"] for w in results[mode]["workers"])
     assert all(w["cache_mapped_resident_mb"] > 0 for w in results["memory-mapped"]["workers"])
     assert all(w["cache_mapped_resident_mb"] == 0 for w in results["private"]["workers"])
