@@ -131,6 +131,7 @@ def test_two_triggers_at_once_queue_one_training(site, start_worker, redis_broke
     wait_until(
         lambda: TrainingJob.objects.get().status == TrainingJob.Status.SUCCEEDED, 30, "the job's success", worker
     )
+    job = TrainingJob.objects.get()
     assert ModelVersion.objects.count() == 2
 
     # The same message delivered twice (acks late): the second delivery does nothing.
