@@ -39,7 +39,8 @@ class RowSparseAdam(keras.optimizers.Adam):
         learning_rate = tf.cast(learning_rate, dtype)
         epsilon = tf.cast(self.epsilon, dtype)
         if isinstance(gradient, tf.IndexedSlices):
-            self._sparse_update(gradient, variable, m, v, learning_rate, beta_1, beta_2, beta_1_power, beta_2_power)
+            step_size = learning_rate * tf.sqrt(1.0 - beta_2_power) / (1.0 - beta_1_power)
+            self._sparse_update(gradient, variable, m, v, step_size, beta_1, beta_2, epsilon)
             return
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,
@@ -60,11 +61,10 @@ class RowSparseAdam(keras.optimizers.Adam):
         variable: tf.Variable,
         m: tf.Variable,
         v: tf.Variable,
-        learning_rate: Any,
+        step_size: Any,
         beta_1: Any,
         beta_2: Any,
-        beta_1_power: Any,
-        beta_2_power: Any,
+        epsilon: Any,
     ) -> None:
         # A row may appear more than once (two reads of one kernel): sum its slices first. The encoder's gather
         # reads each row once, so the sum (a pass over every value) is skipped when the rows are already unique.
@@ -79,7 +79,4 @@ class RowSparseAdam(keras.optimizers.Adam):
         v_rows = beta_2 * tf.gather(v, rows) + (1.0 - beta_2) * tf.square(values)
         m.scatter_update(tf.IndexedSlices(m_rows, rows))
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
-        step_size = learning_rate * tf.sqrt(1.0 - beta_2_power) / (1.0 - beta_1_power)
-        variable.scatter_sub(
-            tf.IndexedSlices(step_size * m_rows / (tf.sqrt(v_rows) + tf.cast(self.epsilon, variable.dtype)), rows)
-        )
+        variable.scatter_sub(tf.IndexedSlices(step_size * m_rows / (tf.sqrt(v_rows) + epsilon), rows))
