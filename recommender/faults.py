@@ -26,6 +26,20 @@ def _drop_broken_connection() -> None:
         logger.debug("Closing a broken database connection failed", exc_info=True)
 
 
+def database_connection_refresh() -> None:
+    """After a long step without queries (TensorFlow's import, a training, the serving arrays): replace a connection
+    that the server, a pooler or a firewall closed meanwhile (idle timeouts), so that the results still get saved
+    instead of failing the whole training at its first query. Django opens a fresh one at the next query."""
+    if connection.connection is None:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as error:
+        logger.info("Replacing a database connection that was closed while training (%s)", str(error).strip()[:200])
+        _drop_broken_connection()
+
+
 def when_database_is_back(write: Callable[[], T], *, what: str, seconds: float | None = None) -> T:
     """Run `write`, retrying while the database is unavailable, for at most `seconds`
     (RETRAIN_DATABASE_WAIT_SECONDS); other errors, and the last one after that, are raised."""

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from . import artifacts
 from .activation import activation_comparison, activation_decide, audit_rule, audit_users_of
-from .faults import when_database_is_back
+from .faults import database_connection_refresh, when_database_is_back
 from .models import ModelVersion, TrainingJob
 from .selectors import (
     RatingSnapshot,
@@ -50,6 +50,7 @@ def model_version_train(
     from .ml import vae  # TensorFlow loads here, never in web processes that only serve.
 
     config = config or vae.preset(preset)
+    database_connection_refresh()  # the import can take longer than an idle timeout
     version = ModelVersion.objects.create(
         status=ModelVersion.Status.TRAINING,
         preset=preset,
@@ -71,6 +72,7 @@ def model_version_train(
         except ValueError as error:  # e.g. too few users for a train/validation split
             raise TrainingError(str(error)) from error
         serving = result.serving()
+        database_connection_refresh()  # idle since the last epoch's progress write, or since the start
         version.history = result.history
         # Scored inside training, before the movie-to-movie path saw the validation users' hidden ratings.
         version.metrics = {

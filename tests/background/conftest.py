@@ -156,6 +156,13 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def log_summary(self, records: int = 40) -> str:
+        """The worker's last log records without their tracebacks (one failure's traceback fills 4,000 characters
+        and hides what came before it), then the end of the log as it is."""
+        log = self.log()
+        lines = [line[:300] for line in log.splitlines() if line.startswith("[")]
+        return "\n".join(lines[-records:]) + "\n--- the end of the log:\n" + log[-3000:]
+
     def wait_for_log(self, text: str, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while text not in self.log():
@@ -229,7 +236,7 @@ def wait_until(condition, seconds: float, what: str, worker: Worker | None = Non
             return value
         time.sleep(0.2)
     raise AssertionError(
-        f"timed out after {seconds} s waiting for {what}" + (f"\nworker log:\n{worker.log()[-4000:]}" if worker else "")
+        f"timed out after {seconds} s waiting for {what}" + (f"\nworker log:\n{worker.log_summary()}" if worker else "")
     )
 
 
@@ -305,6 +312,9 @@ class FlakyTcpProxy:
             except OSError:
                 client.close()
                 continue
+            # The timeout bounds the connect only: left on, it would cut any connection idle for 5 s (a worker
+            # computing its serving arrays) as if the database had gone down.
+            upstream.settimeout(None)
             with self._guard:
                 self._open.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):

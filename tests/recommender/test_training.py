@@ -53,6 +53,26 @@ def test_training_stores_a_complete_version(two_taste_catalogue):
     assert movie_index["movie_ids"] == sorted(m.pk for m in two_taste_catalogue["movies"])
 
 
+@pytest.mark.django_db(transaction=True)  # the connection itself is replaced: no test transaction around it
+def test_a_connection_closed_while_the_model_trains_is_replaced_and_the_version_saved(
+    two_taste_catalogue, monkeypatch, caplog
+):
+    from django.db import connection
+
+    real_train = vae.train
+
+    def train_then_hang_up(*args, **kwargs):
+        result = real_train(*args, **kwargs)
+        connection.connection.close()  # what an idle timeout (a pooler, a firewall) does while no query runs
+        return result
+
+    monkeypatch.setattr(vae, "train", train_then_hang_up)
+    version = train_tiny()
+
+    assert ModelVersion.objects.get(pk=version.pk).status == ModelVersion.Status.READY
+    assert "Replacing a database connection that was closed while training" in caplog.text
+
+
 def test_keras_artifact_round_trips(two_taste_catalogue, tmp_path):
     version = train_tiny(max_epochs=1)
     path = tmp_path / "model.keras"
