@@ -2,13 +2,16 @@
 
     .venv/bin/python benchmarks/http_load.py [--data ML100K_FOLDER] [--epochs N] [--train-args "--OPTION VALUE"]
                                              [--connections 8] [--duration 15] [--workdir DIR --keep] [--json OUT]
+                                             [--workdir DIR --reuse]
 
 In a work folder (a temporary one unless --workdir) it builds a fresh SQLite database with the production
 settings, imports MovieLens (--data, else MOVIELENS_PATH), trains and activates
 the default VAE (`train_vae --activate`; --epochs N is passed on as --max-epochs N, --train-args as they are: at
 the synthetic 1M size `--item-item-l2-grid 500` fits the movie-to-movie path once instead of for five L2 values,
 which changes no shape the pages serve), collects the static files
-and creates a logged-in session for the imported user whose rating count is closest to 100. It then serves
+and creates a logged-in session for the imported user whose rating count is closest to 100. With --reuse it loads
+the site an earlier run left in --workdir instead (same catalogue and model, no import or training): a before/after
+comparison of serving code at the 10M size then takes minutes, not a quarter of an hour each. It then serves
 `mynextmovie_site.wsgi` with gunicorn, checks each page answers what it should, warms both workers up, and
 loads each page in turn with wrk (closed loop, --connections connections for --duration seconds):
 
@@ -136,12 +139,21 @@ def run_checked(what: str, args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def prepare_site(data: Path, epochs: int | None, env: dict[str, str], log, train_args: tuple[str, ...] = ()) -> dict:
-    """Database, catalogue, active model, static files; returns the session and genre to load."""
+def prepare_site(
+    data: Path, epochs: int | None, env: dict[str, str], log, train_args: tuple[str, ...] = (), reuse: bool = False
+) -> dict:
+    """Database, catalogue, active model, static files; returns the session and genre to load. With `reuse`, the
+    catalogue and the model are the ones an earlier run left in the folder."""
     steps = (
         ["migrate"],
-        ["import_movielens", str(data)],
-        ["train_vae", "--activate", *(["--max-epochs", str(epochs)] if epochs else []), *train_args],
+        *(
+            ()
+            if reuse
+            else (
+                ["import_movielens", str(data)],
+                ["train_vae", "--activate", *(["--max-epochs", str(epochs)] if epochs else []), *train_args],
+            )
+        ),
         ["collectstatic", "--noinput"],  # the production settings serve static files from a manifest
     )
     for step in steps:
@@ -280,20 +292,27 @@ def run(
     connections: int,
     duration: float,
     train_args: tuple[str, ...] = (),
+    reuse: bool = False,
     log=print,
 ) -> dict:
-    """Set up the site in `workdir` (an empty or new folder), load it, and return the figures."""
+    """Set up the site in `workdir` (an empty or new folder), load it, and return the figures. With `reuse`, load
+    the site an earlier run left in `workdir` instead (same catalogue and model: before/after runs of the serving
+    code)."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: install it: apt-get install wrk")
-    if not data.is_dir():
+    if reuse:
+        if not (workdir / "db.sqlite3").is_file():
+            raise ValueError(f"{workdir} holds no site to reuse: run once with --workdir {workdir} first")
+    elif not data.is_dir():
         raise FileNotFoundError(f"MovieLens data folder not found: {data} (pass --data or set MOVIELENS_PATH)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    if any(workdir.iterdir()):
-        raise ValueError(f"{workdir} is not empty: the benchmark needs a fresh database")
+    else:
+        workdir.mkdir(parents=True, exist_ok=True)
+        if any(workdir.iterdir()):
+            raise ValueError(f"{workdir} is not empty: the benchmark needs a fresh database (or pass --reuse)")
 
     started = time.perf_counter()
     env = site_environment(workdir)
-    site = prepare_site(data, epochs, env, log, train_args)
+    site = prepare_site(data, epochs, env, log, train_args, reuse)
     setup_seconds = time.perf_counter() - started
     script = workdir / "report.lua"
     script.write_text(WRK_SCRIPT)
@@ -332,6 +351,7 @@ def run(
         "duration_s": duration,
         "setup_seconds": round(setup_seconds, 1),
         "train_args": list(train_args),
+        "reused_site": reuse,
         "genre": site["genre"],
         "recommendations_user": {"username": site["username"], "ratings": site["ratings"]},
     }
@@ -347,7 +367,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per page")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this file")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="load the site an earlier run left in --workdir, without importing or training again",
+    )
     args = parser.parse_args()
+    if args.reuse and args.workdir is None:
+        parser.error("--reuse needs --workdir: the folder an earlier run kept")
     log = functools.partial(print, file=sys.stderr)  # stdout carries only the JSON
     with work_folder(args.workdir, prefix="http_load_", keep=args.keep, log=log) as workdir:
         results = run(
@@ -355,6 +382,7 @@ def main() -> None:
             workdir=workdir,
             epochs=args.epochs,
             train_args=tuple(shlex.split(args.train_args)),
+            reuse=args.reuse,
             connections=args.connections,
             duration=args.duration,
             log=log,

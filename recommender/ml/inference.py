@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -93,6 +93,12 @@ class Recommendation:
     item: int
     score: float
     predicted_rating: float | None
+
+
+class _Decoded(NamedTuple):
+    rows: sp.csr_matrix  # stars
+    normalized: sp.csr_matrix
+    hidden: np.ndarray  # the decoder's last hidden layer
 
 
 class VAERecommender:
@@ -230,49 +236,68 @@ class VAERecommender:
         variance = values.var(axis=1, keepdims=True)
         return (values - mean) / np.sqrt(variance + self.metadata["layer_norm_epsilon"]) * gamma + beta
 
-    def forward(self, ratings: UserRatings) -> tuple[np.ndarray, np.ndarray | None]:
-        """(ranking scores, predicted stars clipped to 0.5..5 or None) for a batch of users."""
+    def _decoded(self, ratings: UserRatings) -> _Decoded:
+        """The users' rows (stars and normalised) and the decoder's last hidden layer, shared by both heads."""
         rows = sp.csr_matrix(as_rating_rows(ratings, self.n_items), dtype=np.float32)
         rows.sort_indices()
         normalized = self._normalize(rows)
-        features = self._encoder_features(normalized, stars=rows)
-        hidden = self._encode(features)
+        hidden = self._encode(self._encoder_features(normalized, stars=rows))
         for index in range(self.metadata["n_decoder_layers"]):
             kernel, bias = self._layer(f"decoder_dense_{index}")
             hidden = self._activate(hidden @ kernel + bias)
-        predicted_stars = None
-        if self.has_rating_head:
-            kernel, bias = self._layer("rating")
-            rating_output = hidden @ kernel + bias
-            damping = self.metadata["rating_user_offset_damping"]
-            if self.metadata.get("rating_mode") == "bias_residual":
-                baseline = self.weights["rating_global_mean"] + self.weights["rating_item_bias"]
-                user_bias = self._user_offset(normalized, baseline, damping or 0.0)
-                rating_output = rating_output + baseline[None, :] + user_bias[:, None]
-            elif damping is not None:
-                rating_output = rating_output + self._user_offset(normalized, bias, damping)[:, None]
-            if self.metadata["rating_output"] == "sigmoid":
-                rating_output = 1.0 / (1.0 + np.exp(-rating_output))
-            predicted_stars = self._denormalize(rating_output)
-        if "ranking_logits_kernel" in self.weights:
-            kernel, bias = self._layer("ranking_logits")
-            ranking_scores = hidden @ kernel + bias
-            if self.has_item_item_path:
-                path_input = self.metadata.get("item_item_input", "implicit")
-                if path_input in ("binary", "value_aware"):
-                    channels = [
-                        sp.csr_matrix(
-                            (np.ones(normalized.nnz, np.float32), normalized.indices, normalized.indptr),
-                            shape=normalized.shape,
-                        )
-                    ]
-                    if path_input == "value_aware":
-                        channels.append(self._signed(rows))
-                else:
-                    channels = self._encoder_features(normalized, mode="implicit")
-                ranking_scores = ranking_scores + channels_product(channels, self._item_item_kernel())
+        return _Decoded(rows, normalized, hidden)
+
+    def _predicted_stars(self, decoded: _Decoded, columns: np.ndarray | None = None) -> np.ndarray | None:
+        """Predicted stars clipped to 0.5..5 (users x movies, or x ``columns`` only), None without a rating head."""
+        if not self.has_rating_head:
+            return None
+        kernel, bias = self._layer("rating")
+        if columns is None:
+            rating_output = decoded.hidden @ kernel + bias
         else:
-            ranking_scores = predicted_stars
+            rating_output = decoded.hidden @ kernel[:, columns] + bias[columns]
+        damping = self.metadata["rating_user_offset_damping"]
+        if self.metadata.get("rating_mode") == "bias_residual":
+            baseline = self.weights["rating_global_mean"] + self.weights["rating_item_bias"]
+            user_bias = self._user_offset(decoded.normalized, baseline, damping or 0.0)
+            shown_baseline = baseline if columns is None else baseline[columns]
+            rating_output = rating_output + shown_baseline[None, :] + user_bias[:, None]
+        elif damping is not None:
+            rating_output = rating_output + self._user_offset(decoded.normalized, bias, damping)[:, None]
+        if self.metadata["rating_output"] == "sigmoid":
+            rating_output = 1.0 / (1.0 + np.exp(-rating_output))
+        return self._denormalize(rating_output)
+
+    def _ranking_scores(self, decoded: _Decoded) -> np.ndarray:
+        """The ranking head's scores plus the movie-to-movie path (models with a ranking head only)."""
+        kernel, bias = self._layer("ranking_logits")
+        ranking_scores = decoded.hidden @ kernel + bias
+        if self.has_item_item_path:
+            normalized = decoded.normalized
+            path_input = self.metadata.get("item_item_input", "implicit")
+            if path_input in ("binary", "value_aware"):
+                channels = [
+                    sp.csr_matrix(
+                        (np.ones(normalized.nnz, np.float32), normalized.indices, normalized.indptr),
+                        shape=normalized.shape,
+                    )
+                ]
+                if path_input == "value_aware":
+                    channels.append(self._signed(decoded.rows))
+            else:
+                channels = self._encoder_features(normalized, mode="implicit")
+            ranking_scores = ranking_scores + channels_product(channels, self._item_item_kernel())
+        return ranking_scores
+
+    @property
+    def has_ranking_head(self) -> bool:
+        return "ranking_logits_kernel" in self.weights
+
+    def forward(self, ratings: UserRatings) -> tuple[np.ndarray, np.ndarray | None]:
+        """(ranking scores, predicted stars clipped to 0.5..5 or None) for a batch of users."""
+        decoded = self._decoded(ratings)
+        predicted_stars = self._predicted_stars(decoded)
+        ranking_scores = self._ranking_scores(decoded) if self.has_ranking_head else predicted_stars
         return ranking_scores, predicted_stars
 
     def rank_scores(self, fold_in: sp.spmatrix) -> np.ndarray:
@@ -286,20 +311,24 @@ class VAERecommender:
         rows = as_rating_rows(ratings, self.n_items)
         if rows.shape[0] != 1:
             raise ValueError("recommend() takes one user's ratings")
-        scores, stars = self.forward(rows)
+        decoded = self._decoded(rows)
+        stars = None if self.has_ranking_head else self._predicted_stars(decoded)
+        scores = self._ranking_scores(decoded) if self.has_ranking_head else stars
         if exclude_rated_items:
             scores = exclude_rated(scores, rows)
         n = min(n, self.n_items - (rows.nnz if exclude_rated_items else 0))
         if n <= 0:
             return []
         best = top_n_indices(scores[0], n)
+        # The stars of the shown movies only: the whole row would be a second catalogue-wide product per page.
+        stars = self._predicted_stars(decoded, columns=best) if self.has_ranking_head else stars[:, best]
         return [
             Recommendation(
                 item=int(item),
                 score=float(scores[0, item]),
-                predicted_rating=None if stars is None else float(stars[0, item]),
+                predicted_rating=None if stars is None else float(stars[0, position]),
             )
-            for item in best
+            for position, item in enumerate(best)
         ]
 
     def item_embeddings(self) -> np.ndarray:

@@ -86,6 +86,32 @@ def test_recommend_excludes_rated_sorts_and_clips(recommender: VAERecommender) -
     assert 0 in [r.item for r in recommender.recommend({0: 4.0}, n=N_ITEMS, exclude_rated_items=False)]
 
 
+def _variant(name: str) -> VAERecommender:
+    weights = hand_made_weights(seed=3)
+    metadata = json.loads(str(weights["metadata"]))
+    if name == "bias residual":
+        metadata["rating_mode"] = "bias_residual"
+        weights["rating_global_mean"] = np.float32(0.6)
+        weights["rating_item_bias"] = np.linspace(-0.2, 0.2, N_ITEMS, dtype=np.float32)
+    elif name == "rating head only":
+        del weights["ranking_logits_kernel"], weights["ranking_logits_bias"]
+    weights["metadata"] = np.array(json.dumps(metadata))
+    return VAERecommender(weights)
+
+
+@pytest.mark.parametrize("variant", ["damped offset", "bias residual", "rating head only"])
+def test_recommend_gives_the_scores_and_stars_of_the_whole_forward_pass(variant: str) -> None:
+    # recommend() works out the stars of the shown movies only; they must be the full pass's, movie for movie.
+    model = _variant(variant)
+    ratings = {1: 4.5, 4: 2.0}
+    scores, stars = model.forward(ratings)
+    recommendations = model.recommend(ratings, n=3)
+    items = [r.item for r in recommendations]
+    assert items == [item for item in np.argsort(-scores[0], kind="stable") if item not in ratings][:3]
+    np.testing.assert_allclose([r.score for r in recommendations], scores[0, items], rtol=1e-6)
+    np.testing.assert_allclose([r.predicted_rating for r in recommendations], stars[0, items], rtol=1e-6)
+
+
 def test_similar_items_by_cosine_of_output_columns(recommender: VAERecommender) -> None:
     similar = recommender.similar_items(2, n=3)
     assert len(similar) == 3 and 2 not in [item for item, _ in similar]
