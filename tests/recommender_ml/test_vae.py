@@ -9,7 +9,8 @@ import scipy.sparse as sp
 keras = pytest.importorskip("keras")
 
 from recommender.ml import baselines, data, evaluation, vae
-from recommender.ml.inference import VAERecommender, export_weights, save_weights
+from recommender.ml.inference import VAERecommender, save_weights
+from recommender.ml.vae.export import export_weights
 
 # Smaller than the default preset but with two hidden layers, for the model-only tests (unlike tests.conftest.TINY,
 # which the Django tests use, it keeps the preset's batch size, learning rate and minimum ratings).
