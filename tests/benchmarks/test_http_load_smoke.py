@@ -1,5 +1,6 @@
 """The HTTP load benchmark at a tiny size (synthetic data, one epoch, two seconds a page), so it cannot rot."""
 
+import functools
 import os
 import shutil
 import sqlite3
@@ -43,26 +44,11 @@ def test_http_load_measures_every_page_without_errors(tmp_path):
     assert results["recommendations_user"]["ratings"] >= 20
 
     # --reuse loads the same site again without importing or training: one model version, the same member.
-    again = http_load.run(
-        data=tmp_path / "absent",
-        workdir=tmp_path / "site",
-        epochs=1,
-        connections=2,
-        duration=1,
-        reuse=True,
-        log=lambda *_: None,
-    )
+    reuse = functools.partial(http_load.run, epochs=1, connections=2, duration=1, reuse=True, log=lambda *_: None)
+    again = reuse(data=tmp_path / "absent", workdir=tmp_path / "site")
     assert again["reused_site"] is True and again["recommendations_user"] == results["recommendations_user"]
     assert all(page["errors"] == 0 and page["non_2xx"] == 0 for page in again["pages"].values())
     with sqlite3.connect(tmp_path / "site" / "db.sqlite3") as database:
         assert database.execute("SELECT COUNT(*) FROM recommender_modelversion").fetchone() == (1,)
     with pytest.raises(ValueError, match="holds no site to reuse"):
-        http_load.run(
-            data=tmp_path / "data",
-            workdir=tmp_path / "empty",
-            epochs=1,
-            connections=2,
-            duration=1,
-            reuse=True,
-            log=lambda *_: None,
-        )
+        reuse(data=tmp_path / "data", workdir=tmp_path / "empty")
