@@ -312,8 +312,7 @@ class VAERecommender:
         if rows.shape[0] != 1:
             raise ValueError("recommend() takes one user's ratings")
         decoded = self._decoded(rows)
-        stars = None if self.has_ranking_head else self._predicted_stars(decoded)
-        scores = self._ranking_scores(decoded) if self.has_ranking_head else stars
+        scores = self._ranking_scores(decoded) if self.has_ranking_head else self._predicted_stars(decoded)
         if exclude_rated_items:
             scores = exclude_rated(scores, rows)
         n = min(n, self.n_items - (rows.nnz if exclude_rated_items else 0))
@@ -321,7 +320,7 @@ class VAERecommender:
             return []
         best = top_n_indices(scores[0], n)
         # The stars of the shown movies only: the whole row would be a second catalogue-wide product per page.
-        stars = self._predicted_stars(decoded, columns=best) if self.has_ranking_head else stars[:, best]
+        stars = self._predicted_stars(decoded, columns=best)
         return [
             Recommendation(
                 item=int(item),
@@ -334,7 +333,7 @@ class VAERecommender:
     def item_embeddings(self) -> np.ndarray:
         """Unit-length movie vectors: the columns of the output layer (n_items x hidden)."""
         if self._item_embeddings is None:
-            head = "ranking_logits" if "ranking_logits_kernel" in self.weights else "rating"
+            head = "ranking_logits" if self.has_ranking_head else "rating"
             vectors = self.weights[f"{head}_kernel"].T.astype(np.float32)
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             self._item_embeddings = vectors / np.maximum(norms, 1e-12)
