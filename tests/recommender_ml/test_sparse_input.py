@@ -15,6 +15,7 @@ from recommender.ml import baselines, closed_form, data, vae
 from recommender.ml.inference import VAERecommender
 from recommender.ml.vae.model import TrainingPhase
 from recommender.ml.vae.sparse import sparse_batch
+from tests.recommender_ml.conftest import synthetic_ratings
 from tests.recommender_ml.test_vae import tiny
 
 CASES = {
@@ -90,6 +91,30 @@ def test_sparse_training_reaches_the_dense_paths_accuracy(ratings) -> None:
     assert sparse_ndcg == pytest.approx(dense_ndcg, abs=0.05)
     # Serving reads the same weights whichever path trained them.
     assert set(sparse_run.serving().weights) == set(dense_run.serving().weights)
+
+
+def test_with_the_dense_paths_dropout_masks_sparse_training_trains_the_dense_weights(monkeypatch) -> None:
+    """The sparse path draws its dropout per rating, the dense one per cell; given the dense path's masks, the sparse
+    path (row-sparse Adam; most movies untouched by each step) ends where the dense one (Adam) does: 0.2% of the
+    largest weight's movement apart. A lazy Adam, which freezes the rows a step skips, ends 13% apart."""
+    from recommender.ml.vae import sparse
+
+    def dense_masks(x, rate, seed_generator):
+        uniform = keras.random.uniform(tf.cast(x.dense_shape, tf.int32), seed=seed_generator)
+        keep = tf.gather_nd(uniform, x.indices) >= rate
+        return sparse.keep_entries(x, keep), keep
+
+    monkeypatch.setattr(sparse, "drop_entries", dense_masks)
+    ratings = synthetic_ratings(n_users=120, n_items=200, ratings_per_user=20)
+    settings = {"max_epochs": 4, "patience": 4, "batch_size": 16, "rating_max_epochs": 1}
+    runs = [
+        vae.train(ratings, vae.preset("default-vae-alone", sparse_input=flag, **settings)) for flag in (True, False)
+    ]
+    sparse_kernel, dense_kernel = (run.model.encoder.get_layer("z_mean").kernel.numpy() for run in runs)
+    initial = vae.RecommenderVAE(ratings.shape[1], runs[1].model.vae_config.to_dict()).encoder
+    movement = np.abs(dense_kernel - initial.get_layer("z_mean").kernel.numpy()).max()
+    assert np.abs(sparse_kernel - dense_kernel).max() < 0.01 * movement
+    assert runs[0].history["loss"] == pytest.approx(runs[1].history["loss"], rel=1e-4)
 
 
 def test_models_saved_before_the_options_load_dense() -> None:

@@ -17,6 +17,24 @@ class PriorRefresh(keras.callbacks.Callback):
             self.model.old_encoder.set_weights(self.model.encoder.get_weights())
 
 
+class OptimizerCatchUp(keras.callbacks.Callback):
+    """Applies the updates a row-sparse optimizer still owes the rows no recent batch touched
+    (:meth:`~recommender.ml.vae.optimizer.RowSparseAdam.catch_up`), so that validation, early stopping and the
+    weights kept see what Adam would have. First in the callback list: before anything scores or copies weights.
+    """
+
+    def _catch_up(self) -> None:
+        catch_up = getattr(self.model.optimizer, "catch_up", None)
+        if catch_up is not None:
+            catch_up()
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._catch_up()  # Keras' validation loss, computed before on_epoch_end
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._catch_up()
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Adds each epoch's wall-clock seconds (training, validation and early-stopping scoring) to the logs as
     ``name``, so the history shows what an epoch costs on the machine that trained it."""

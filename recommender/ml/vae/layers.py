@@ -106,27 +106,35 @@ def _dense(
     )
 
 
-def _first_dense(layer: keras.layers.Dense, hidden: Any) -> Any:
+RowReader = Callable[[Any, Any], Any]  # (kernel, row ids) -> those rows of the kernel
+
+
+def _first_dense(layer: keras.layers.Dense, hidden: Any, read_rows: RowReader = tf.gather) -> Any:
     """A Dense layer that also takes a sparse batch (``sparse.CompactColumns``): only the kernel's rows of the
-    batch's columns are read (a gather), so the kernel's gradient is a ``tf.IndexedSlices`` of those rows, which
-    ``optimizer.RowSparseAdam`` applies without touching the rest."""
+    batch's columns are read (``read_rows``, a gather), so the kernel's gradient is a ``tf.IndexedSlices`` of those
+    rows, which ``optimizer.RowSparseAdam`` applies without touching the rest."""
     if isinstance(hidden, sparse.CompactColumns):
-        return tf.matmul(hidden.values, tf.gather(layer.kernel, hidden.columns)) + layer.bias
+        return tf.matmul(hidden.values, read_rows(layer.kernel, hidden.columns)) + layer.bias
     return layer(hidden)
 
 
-def encoder_stack(config: VAEConfig, hidden: Any, layer: Callable[[str, Callable[[], Any]], Any]) -> tuple[Any, Any]:
+def encoder_stack(
+    config: VAEConfig,
+    hidden: Any,
+    layer: Callable[[str, Callable[[], Any]], Any],
+    read_rows: RowReader = tf.gather,
+) -> tuple[Any, Any]:
     """features -> (z_mean, z_log_var); ``layer(name, make)`` makes a layer (build) or looks it up (sparse pass).
 
     ``hidden`` may be a tf.SparseTensor: only the layers that read the features directly see it, as the dense
-    block of the columns it uses (shared by those layers).
+    block of the columns it uses (shared by those layers), through ``read_rows``.
     """
     if isinstance(hidden, tf.SparseTensor):
         hidden = sparse.compact_columns(hidden)
     earlier: list[Any] = []
     for index, units in enumerate(config.encoder_units):
         name = f"encoder_dense_{index}"
-        hidden = _first_dense(layer(name, lambda n=name, u=units: _dense(u, config, n)), hidden)
+        hidden = _first_dense(layer(name, lambda n=name, u=units: _dense(u, config, n)), hidden, read_rows)
         if config.encoder_style == "dense_skip":
             if earlier:
                 hidden = layer(f"encoder_skip_{index}", lambda i=index: keras.layers.Add(name=f"encoder_skip_{i}"))(
@@ -144,8 +152,10 @@ def encoder_stack(config: VAEConfig, hidden: Any, layer: Callable[[str, Callable
             hidden = layer(
                 f"encoder_activation_{index}", lambda i=index: _activation_layer(config, f"encoder_activation_{i}")
             )(hidden)
-    z_mean = _first_dense(layer("z_mean", lambda: _dense(config.latent_dim, config, "z_mean")), hidden)
-    z_log_var = _first_dense(layer("z_log_var", lambda: _dense(config.latent_dim, config, "z_log_var")), hidden)
+    z_mean = _first_dense(layer("z_mean", lambda: _dense(config.latent_dim, config, "z_mean")), hidden, read_rows)
+    z_log_var = _first_dense(
+        layer("z_log_var", lambda: _dense(config.latent_dim, config, "z_log_var")), hidden, read_rows
+    )
     return z_mean, z_log_var
 
 
@@ -159,9 +169,11 @@ def build_encoder(n_items: int, config: VAEConfig, thresholds: tuple[float, floa
     return keras.Model([values, mask], [z_mean, z_log_var, z], name="encoder")
 
 
-def encode_sparse(encoder: keras.Model, config: VAEConfig, features: tf.SparseTensor) -> tuple[Any, Any, Any]:
+def encode_sparse(
+    encoder: keras.Model, config: VAEConfig, features: tf.SparseTensor, read_rows: RowReader = tf.gather
+) -> tuple[Any, Any, Any]:
     """The encoder's layers on sparse features (sparse.encoder_features): (z_mean, z_log_var, z)."""
-    z_mean, z_log_var = encoder_stack(config, features, lambda name, make: encoder.get_layer(name))
+    z_mean, z_log_var = encoder_stack(config, features, lambda name, make: encoder.get_layer(name), read_rows)
     return z_mean, z_log_var, encoder.get_layer("sampling")([z_mean, z_log_var])
 
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from recommender.ml.vae import sparse
-from recommender.ml.vae.layers import decode_heads, encode_sparse
+from recommender.ml.vae.layers import RowReader, decode_heads, encode_sparse
 
 
 class SparseSteps:
@@ -29,11 +29,24 @@ class SparseSteps:
             return ("rating",)
         return ("ranking_logits", "rating")
 
-    def _encode_sparse(self, encoder: keras.Model, x: tf.SparseTensor) -> tuple[Any, Any, Any]:
+    def _encode_sparse(
+        self, encoder: keras.Model, x: tf.SparseTensor, read_rows: RowReader = tf.gather
+    ) -> tuple[Any, Any, Any]:
         features = sparse.encoder_features(
             x, self.vae_config.input_mode, self.n_items, self.liked_threshold, self.disliked_threshold
         )
-        return encode_sparse(encoder, self.vae_config, features)
+        return encode_sparse(encoder, self.vae_config, features, read_rows)
+
+    def _training_row_reader(self) -> RowReader:
+        """How a training step's first layer reads its kernels' rows: with a row-sparse optimizer, as they stand
+        once the optimizer has paid the momentum steps it owes them (RowSparseAdam.current_rows), so that the
+        gradient is taken where Adam's weights would be."""
+        current_rows = getattr(self.optimizer, "current_rows", None)
+        if current_rows is None:
+            return tf.gather
+        if not self.optimizer.built:  # its state is read before apply_gradients would build it
+            self.optimizer.build(self.trainable_variables)
+        return current_rows
 
     def _sparse_decode(self, z: Any, x: tf.SparseTensor, heads: tuple[str, ...]) -> dict[str, Any]:
         outputs = self._sparse_user_offset(decode_heads(self.decoder, self.vae_config, z, heads), x)
@@ -115,7 +128,7 @@ class SparseSteps:
             dropped = x
             if self.vae_config.input_dropout > 0:
                 dropped, _ = sparse.drop_entries(x, self.vae_config.input_dropout, self.dropout_seed)
-            z_mean, z_log_var, z = self._encode_sparse(self.encoder, dropped)
+            z_mean, z_log_var, z = self._encode_sparse(self.encoder, dropped, self._training_row_reader())
             outputs = self._sparse_decode(z, dropped, self._heads())
             terms = self._sparse_loss_terms(outputs, z_mean, z_log_var, target, z=z, prior=prior)
             total = self._total_loss(terms, kl_weight)

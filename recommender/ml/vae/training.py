@@ -23,7 +23,7 @@ from recommender.ml.evaluation import rating_scale, score_holdout
 from recommender.ml.inference import VAERecommender
 from recommender.ml.similarity import similar_items_table
 from recommender.ml.vae.calibration import _calibrate_item_item, _item_item_weights
-from recommender.ml.vae.callbacks import BestEpochStopping, EpochTimer, PriorRefresh
+from recommender.ml.vae.callbacks import BestEpochStopping, EpochTimer, OptimizerCatchUp, PriorRefresh
 from recommender.ml.vae.config import PRESETS, VAEConfig, _normalized_stars
 from recommender.ml.vae.export import to_recommender
 from recommender.ml.vae.model import RecommenderVAE, TrainingPhase
@@ -235,7 +235,7 @@ def _fit_ranking_phase(
         prepared.train_batches,
         validation_data=prepared.validation_batches,
         epochs=config.max_epochs,
-        callbacks=[PriorRefresh(), early_stopping, EpochTimer(), *callbacks],
+        callbacks=[OptimizerCatchUp(), PriorRefresh(), early_stopping, EpochTimer(), *callbacks],
         verbose=verbose,
     )
     history_dict = {name: [float(value) for value in values] for name, values in history.history.items()}
