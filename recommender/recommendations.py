@@ -25,7 +25,7 @@ from django.conf import settings
 
 from movies.models import Movie
 from movies.pages import PAGE_STEP
-from movies.selectors import excluded_from_recommendations, popular_movies, user_rating_scores
+from movies.selectors import excluded_from_recommendations, movies_for_cards, popular_movies, user_rating_scores
 
 from . import artifacts, serving_cache
 from .ml.inference import VAERecommender
@@ -199,7 +199,7 @@ def recommendations_for_ratings(
     wanted = [int(loaded.movie_ids[c.item]) for c in picked] + [
         int(loaded.movie_ids[col]) for col in set(reasons.values())
     ]
-    movies = Movie.objects.prefetch_related("genres").in_bulk(wanted)
+    movies = movies_for_cards(movie_ids=wanted)
     results = []
     for candidate in picked:
         movie = movies.get(int(loaded.movie_ids[candidate.item]))
@@ -271,7 +271,7 @@ def similar_movies(*, movie: Movie, limit: int = 10) -> list[tuple[Movie, float]
     if loaded is None or movie.pk not in loaded.column_of:
         return []
     pairs = loaded.recommender.similar_items(loaded.column_of[movie.pk], n=limit)
-    movies = Movie.objects.prefetch_related("genres").in_bulk([int(loaded.movie_ids[column]) for column, _ in pairs])
+    movies = movies_for_cards(movie_ids=[int(loaded.movie_ids[column]) for column, _ in pairs])
     return [(movies[int(loaded.movie_ids[c])], s) for c, s in pairs if int(loaded.movie_ids[c]) in movies]
 
 

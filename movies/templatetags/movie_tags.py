@@ -1,6 +1,6 @@
 from django import template
 from django.conf import settings
-from django.utils.html import format_html_join
+from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from movies.models import RATING_SCORES
@@ -32,27 +32,24 @@ def _unique_prefix(request, movie, form_id) -> str:
 
 
 def _star_radios(*, movie_pk: int, prefix: str, own_score: float | None, submit_on_change: bool) -> str:
-    """The ten radios and their star labels, built here: one control per card, and the template loop rendering them
-    cost about 1.5 ms each (a quarter of the recommendations page)."""
-    extra = mark_safe(" data-submit-on-change" if submit_on_change else "")
-    return format_html_join(
-        "",
-        '<input type="radio" id="{0}-star{1}" name="score" value="{2}"{3}{4} data-testid="star-{5}-{2}">'
-        '<label for="{0}-star{1}" class="star {6}" data-stars="{2}"><span class="visually-hidden">{7}</span></label>',
-        (
-            (
-                prefix,
-                i,
-                f"{score:g}",
-                mark_safe(" checked" if own_score == score else ""),
-                extra,
-                movie_pk,
-                "star-right" if i % 2 == 0 else "star-left",
-                _star_label(score),
-            )
-            for i, score in enumerate(RATING_SCORES, start=1)
-        ),
-    )
+    """The ten radios and their star labels, built here as one string: one control per card, and the template loop
+    rendering them cost about 1.5 ms each (a quarter of the recommendations page). The id prefix is the only text
+    not made here, so it is escaped once: format_html escaping each of the 80 values cost most of the rest."""
+    prefix = escape(prefix)
+    movie_pk = int(movie_pk)
+    extra = " data-submit-on-change" if submit_on_change else ""
+    radios = []
+    for i, score in enumerate(RATING_SCORES, start=1):
+        value = f"{score:g}"
+        checked = " checked" if own_score == score else ""
+        side = "star-right" if i % 2 == 0 else "star-left"
+        radios.append(
+            f'<input type="radio" id="{prefix}-star{i}" name="score" value="{value}"{checked}{extra}'
+            f' data-testid="star-{movie_pk}-{value}">'
+            f'<label for="{prefix}-star{i}" class="star {side}" data-stars="{value}">'
+            f'<span class="visually-hidden">{_star_label(score)}</span></label>'
+        )
+    return mark_safe("".join(radios))
 
 
 @register.inclusion_tag("movies/_rating_form.html", takes_context=True)

@@ -84,3 +84,29 @@ def test_a_movies_star_distribution_is_reused_until_its_statistics_change(client
     movie_refresh_rating_stats()
     assert distribution_queries() == 1
     assert "2 ratings" in client.get(page).text
+
+
+def _genre_queries(movie_ids) -> tuple[dict, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from movies.selectors import movies_for_cards
+
+    with CaptureQueriesContext(connection) as queries:
+        movies = movies_for_cards(movie_ids=movie_ids)
+        names = {pk: [genre.name for genre in movie.genres.all()] for pk, movie in movies.items()}
+    return names, sum("movies_genre" in q["sql"] for q in queries.captured_queries)
+
+
+def test_cards_movies_leave_their_genres_to_an_uncached_head(settings, catalogue):
+    """With the card cache on, a cached head reads no genres: none are prefetched, and an uncached head reads its
+    own; with the cache off, every card's genres come in one query."""
+    movie, comedy = catalogue
+    other = MovieFactory(title="Other")
+    other.genres.add(comedy)
+    settings.CARD_CACHE_SECONDS = 0
+    names, genre_queries = _genre_queries([movie.pk, other.pk])
+    assert names == {movie.pk: ["Drama"], other.pk: ["Comedy"]} and genre_queries == 1
+    settings.CARD_CACHE_SECONDS = 60
+    names, genre_queries = _genre_queries([movie.pk, other.pk])
+    assert names == {movie.pk: ["Drama"], other.pk: ["Comedy"]} and genre_queries == 2  # read on demand, per card
