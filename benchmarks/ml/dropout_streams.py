@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -55,16 +54,6 @@ def dropout_stream(stream: int) -> Iterator[None]:
         RecommenderVAE.__init__ = original
 
 
-def read_u_data(folder: Path):
-    """u.data as a users x movies star matrix, shaped by its largest ids."""
-    from recommender.ml.data import rating_matrix
-
-    frame = pd.read_csv(folder / "u.data", sep="\t", names=["user", "movie", "rating", "timestamp"])
-    shape = (int(frame["user"].max()), int(frame["movie"].max()))
-    users, movies = frame["user"].to_numpy() - 1, frame["movie"].to_numpy() - 1
-    return rating_matrix(users, movies, frame["rating"].to_numpy(np.float32), shape)
-
-
 def streamed_factory(config, stream: int):
     from recommender.ml.vae.export import recommender_factory
 
@@ -78,10 +67,11 @@ def streamed_factory(config, stream: int):
 
 
 def run(data: Path, presets: list[str], streams: list[int], folds: int, max_folds: int | None, overrides: dict):
+    from benchmarks.activation_trials import load_ratings
     from recommender.ml import evaluation
     from recommender.ml.vae.config import preset
 
-    matrix = read_u_data(data)
+    matrix, _, _ = load_ratings(data)  # u.data, shaped by its largest ids
     factories = {
         f"{name}/stream{stream}": streamed_factory(preset(name, **overrides), stream)
         for name in presets
