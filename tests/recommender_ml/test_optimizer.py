@@ -187,3 +187,60 @@ def test_the_catch_up_callback_calls_the_optimizer_when_it_can() -> None:
     assert len(calls) == 2
     callback.set_model(type("Model", (), {"optimizer": keras.optimizers.Adam()})())
     callback.on_epoch_end(0)  # Keras' Adam owes nothing: no error
+
+
+def test_the_update_reuses_what_the_forward_read_gathered(monkeypatch) -> None:
+    """The training step's read (current_rows) gathered the rows' state; the update of the same rows takes it from
+    there instead of gathering again, and ends where a fresh gather would."""
+    from recommender.ml.vae import optimizer as optimizer_module
+
+    reused = []
+    state = optimizer_module._RowRead.state
+    monkeypatch.setattr(optimizer_module._RowRead, "state", lambda self: reused.append(1) or state(self))
+    steps = _random_steps(30)
+    kernel, momentum, velocity = _fit_target(RowSparseAdam(learning_rate=0.02), steps)
+    assert len(reused) == len(steps)
+    monkeypatch.setattr(optimizer_module._RowRead, "covers", lambda self, rows: tf.constant(False))
+    expected = _fit_target(RowSparseAdam(learning_rate=0.02), steps)  # every update gathers afresh
+    for expected_array, got_array in zip(expected, (kernel, momentum, velocity), strict=True):
+        np.testing.assert_allclose(got_array, expected_array, rtol=1e-6, atol=1e-7)
+
+
+def test_an_update_of_other_rows_than_the_read_gathers_its_own() -> None:
+    """A read of rows 0 and 2 followed by a gradient for rows 1 and 3 updates rows 1 and 3 from their own state."""
+
+    def run(read_first: bool) -> list[np.ndarray]:
+        optimizer = RowSparseAdam(learning_rate=0.1)
+        kernel = keras.Variable(INITIAL.copy())
+        optimizer.build([kernel])
+        for step in range(3):
+            if read_first:
+                optimizer.current_rows(kernel, tf.constant([0, 2]))
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum((tf.gather(kernel.value, tf.constant([1, 3])) - TARGET[[1, 3]]) ** 2 * (step + 1))
+            optimizer.apply_gradients([(tape.gradient(loss, kernel), kernel)])
+        return [variable.numpy() for variable in optimizer.variables]
+
+    for expected, got in zip(run(read_first=False), run(read_first=True), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_the_rows_read_gathers_in_place_without_copying_the_variable() -> None:
+    """tf.gather of a Keras variable reads all of it, which TensorFlow copies once a sparse update has touched the
+    variable (two 118,094 x 600 kernels a step at ML-25M's width); gather_rows is a resource gather."""
+    from recommender.ml.vae.sparse import gather_rows
+
+    kernel = keras.Variable(INITIAL.copy())
+    graph = tf.function(lambda rows: gather_rows(kernel, rows)).get_concrete_function(tf.TensorSpec([None], tf.int64))
+    op_types = {op.type for op in graph.graph.get_operations()}
+    assert "ResourceGather" in op_types and "ReadVariableOp" not in op_types
+    np.testing.assert_array_equal(gather_rows(kernel, tf.constant([3, 1])).numpy(), INITIAL[[3, 1]])
+
+
+def test_the_optimizer_saves_only_adams_state() -> None:
+    """The fused kernel's scratch rows are working memory: not among the optimizer's saved variables."""
+    optimizer = RowSparseAdam(learning_rate=0.1)
+    _train(optimizer, [[0, 2], [2, 5]])
+    names = [variable.name for variable in optimizer.variables]
+    assert not [name for name in names if "scratch" in name]
+    assert len(names) == 2 + 3  # iterations, learning rate; momentum, velocity and last step of the kernel

@@ -362,3 +362,19 @@ def test_zero_residual_predicts_exactly_the_bias_baseline(ratings: sp.csr_matrix
     bias.global_mean = global_mean
     bias.item_bias = model.rating_item_bias.numpy().astype(np.float64) * 4.5
     np.testing.assert_allclose(served.predict_ratings(ratings[:10]), bias.predict_ratings(ratings[:10]), atol=1e-5)
+
+
+def test_a_phase_adds_the_l2_of_only_the_weights_it_trains(ratings) -> None:
+    """The ranking phase leaves the rating head alone, so its L2 term (a pass over a 600 x n_movies kernel each
+    step) is not in that phase's loss; the rating and joint phases pay it."""
+    from recommender.ml.vae.model import TrainingPhase
+
+    model = vae.RecommenderVAE(ratings.shape[1], tiny("default", item_item=False, rating_l2=0.1, l2=0.0).to_dict())
+    rating_kernel = model.decoder.get_layer("rating").kernel
+    rating_kernel.assign(np.ones(rating_kernel.shape, dtype="float32"))
+    expected = 0.1 * rating_kernel.shape[0] * rating_kernel.shape[1]
+    model.phase = TrainingPhase.RANKING
+    assert float(model._regularization_loss()) == 0.0
+    for phase in (TrainingPhase.RATING, TrainingPhase.JOINT):
+        model.phase = phase
+        assert float(model._regularization_loss()) == pytest.approx(expected, rel=1e-5)

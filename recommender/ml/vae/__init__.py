@@ -32,6 +32,7 @@ import tensorflow as tf
 from keras import ops
 
 from recommender.ml.inference import VAERecommender, exclude_rated, top_n_indices
+from recommender.ml.vae.batches import RowBatchDataset
 from recommender.ml.vae.calibration import _calibrate_item_item, _item_item_weights
 from recommender.ml.vae.callbacks import BestEpochStopping, EpochTimer, PriorRefresh
 from recommender.ml.vae.config import (
@@ -69,7 +70,6 @@ from recommender.ml.vae.layers import (
 )
 from recommender.ml.vae.model import RecommenderVAE, TrainingPhase
 from recommender.ml.vae.training import (
-    RowBatchDataset,
     TrainResult,
     _liked_threshold,
     _validation_metrics,

@@ -109,7 +109,7 @@ def _dense(
 RowReader = Callable[[Any, Any], Any]  # (kernel, row ids) -> those rows of the kernel
 
 
-def _first_dense(layer: keras.layers.Dense, hidden: Any, read_rows: RowReader = tf.gather) -> Any:
+def _first_dense(layer: keras.layers.Dense, hidden: Any, read_rows: RowReader = sparse.gather_rows) -> Any:
     """A Dense layer that also takes a sparse batch (``sparse.CompactColumns``): only the kernel's rows of the
     batch's columns are read (``read_rows``, a gather), so the kernel's gradient is a ``tf.IndexedSlices`` of those
     rows, which ``optimizer.RowSparseAdam`` applies without touching the rest."""
@@ -122,7 +122,7 @@ def encoder_stack(
     config: VAEConfig,
     hidden: Any,
     layer: Callable[[str, Callable[[], Any]], Any],
-    read_rows: RowReader = tf.gather,
+    read_rows: RowReader = sparse.gather_rows,
 ) -> tuple[Any, Any]:
     """features -> (z_mean, z_log_var); ``layer(name, make)`` makes a layer (build) or looks it up (sparse pass).
 
@@ -170,7 +170,7 @@ def build_encoder(n_items: int, config: VAEConfig, thresholds: tuple[float, floa
 
 
 def encode_sparse(
-    encoder: keras.Model, config: VAEConfig, features: tf.SparseTensor, read_rows: RowReader = tf.gather
+    encoder: keras.Model, config: VAEConfig, features: tf.SparseTensor, read_rows: RowReader = sparse.gather_rows
 ) -> tuple[Any, Any, Any]:
     """The encoder's layers on sparse features (sparse.encoder_features): (z_mean, z_log_var, z)."""
     z_mean, z_log_var = encoder_stack(config, features, lambda name, make: encoder.get_layer(name), read_rows)

@@ -30,7 +30,7 @@ class SparseSteps:
         return ("ranking_logits", "rating")
 
     def _encode_sparse(
-        self, encoder: keras.Model, x: tf.SparseTensor, read_rows: RowReader = tf.gather
+        self, encoder: keras.Model, x: tf.SparseTensor, read_rows: RowReader = sparse.gather_rows
     ) -> tuple[Any, Any, Any]:
         features = sparse.encoder_features(
             x, self.vae_config.input_mode, self.n_items, self.liked_threshold, self.disliked_threshold
@@ -43,7 +43,7 @@ class SparseSteps:
         gradient is taken where Adam's weights would be."""
         current_rows = getattr(self.optimizer, "current_rows", None)
         if current_rows is None:
-            return tf.gather
+            return sparse.gather_rows
         if not self.optimizer.built:  # its state is read before apply_gradients would build it
             self.optimizer.build(self.trainable_variables)
         return current_rows

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import keras
 import numpy as np
@@ -22,13 +21,13 @@ from recommender.ml.baselines import BiasRatingModel
 from recommender.ml.evaluation import rating_scale, score_holdout
 from recommender.ml.inference import VAERecommender
 from recommender.ml.similarity import similar_items_table
+from recommender.ml.vae.batches import RowBatchDataset
 from recommender.ml.vae.calibration import _calibrate_item_item, _item_item_weights
 from recommender.ml.vae.callbacks import BestEpochStopping, EpochTimer, OptimizerCatchUp, PriorRefresh
 from recommender.ml.vae.config import PRESETS, VAEConfig, _normalized_stars
 from recommender.ml.vae.export import to_recommender
 from recommender.ml.vae.model import RecommenderVAE, TrainingPhase
 from recommender.ml.vae.optimizer import RowSparseAdam
-from recommender.ml.vae.sparse import sparse_batch
 from recommender.ml.vae.validation import validation_ndcg, validation_rmse
 
 
@@ -52,31 +51,6 @@ class TrainResult:
     @property
     def epochs_run(self) -> int:
         return len(self.history.get("loss", []))
-
-
-class RowBatchDataset(keras.utils.PyDataset):
-    """Keras view of a :class:`data.RowBatcher`: ((values, mask), (target_values, target_mask)) densified, or
-    with ``sparse`` (inputs, targets) as tf.SparseTensor rows, which the model's sparse steps take."""
-
-    def __init__(self, batcher: data.RowBatcher, sparse: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.batcher = batcher
-        self.sparse = sparse
-
-    def __len__(self) -> int:
-        return len(self.batcher)
-
-    def __getitem__(self, index: int) -> Any:
-        if self.sparse:
-            rows = self.batcher.batch_rows(index)
-            inputs = sparse_batch(self.batcher.inputs, rows)
-            same = self.batcher.targets is self.batcher.inputs
-            return inputs, inputs if same else sparse_batch(self.batcher.targets, rows)
-        batch = self.batcher[index]
-        return (batch.input_values, batch.input_mask), (batch.target_values, batch.target_mask)
-
-    def on_epoch_end(self) -> None:
-        self.batcher.on_epoch_end()
 
 
 @dataclass
@@ -232,8 +206,9 @@ def _fit_ranking_phase(
     model.compile(optimizer=_optimizer(config, config.learning_rate))
     early_stopping = _early_stopping(config, prepared)
     history = model.fit(
-        prepared.train_batches,
-        validation_data=prepared.validation_batches,
+        prepared.train_batches.as_tf_dataset(),
+        validation_data=prepared.validation_batches.as_tf_dataset(),
+        shuffle=False,  # the batches shuffle themselves each epoch
         epochs=config.max_epochs,
         callbacks=[OptimizerCatchUp(), PriorRefresh(), early_stopping, EpochTimer(), *callbacks],
         verbose=verbose,
@@ -293,8 +268,9 @@ def _train_rating_residual(
         sparse=config.sparse_input,
     )
     history = model.fit(
-        prepared.train_batches,
-        validation_data=validation_batches,
+        prepared.train_batches.as_tf_dataset(),
+        validation_data=validation_batches.as_tf_dataset(),
+        shuffle=False,
         epochs=config.rating_max_epochs if config.rating_max_epochs is not None else config.max_epochs,
         callbacks=[stopping, EpochTimer()],
         verbose=verbose,
