@@ -1,5 +1,5 @@
-"""The batches model.fit reads: the same batches as the Keras view, a new shuffle each epoch, no tf.data autotuning
-(whose iterators can stall for seconds when Keras drops them at each epoch's end)."""
+"""The batches model.fit reads: the same batches as the Keras view, reshuffled after each epoch by a callback, no
+tf.data autotuning (whose iterators can stall for seconds when Keras drops them at each epoch's end)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ tf = pytest.importorskip("tensorflow")
 
 from recommender.ml import data
 from recommender.ml.vae import RowBatchDataset
+from recommender.ml.vae.batches import ReshuffleEachEpoch
 
 
 def _users_of(batch, sparse: bool) -> list[tuple]:
@@ -23,7 +24,7 @@ def _users_of(batch, sparse: bool) -> list[tuple]:
 
 
 @pytest.mark.parametrize("sparse", [True, False])
-def test_each_epoch_feeds_the_keras_views_batches_then_reshuffles(ratings, sparse) -> None:
+def test_the_dataset_feeds_the_keras_views_batches_and_the_callback_reshuffles_them(ratings, sparse) -> None:
     normalized = data.normalize_ratings(ratings)
     users = np.arange(70)  # 70 users in batches of 16: the last batch holds 6
     batches = RowBatchDataset(data.RowBatcher(normalized, users, 16, shuffle=True, seed=3), sparse=sparse)
@@ -35,6 +36,8 @@ def test_each_epoch_feeds_the_keras_views_batches_then_reshuffles(ratings, spars
     for _ in range(2):
         fed = [_users_of(batch, sparse) for batch in dataset]
         expected = [_users_of(reference[index], sparse) for index in range(len(reference))]
+        assert fed == [_users_of(batch, sparse) for batch in dataset]  # the dataset itself never reshuffles
+        ReshuffleEachEpoch(batches).on_epoch_end(0)
         reference.on_epoch_end()
         assert fed == expected
         assert [len(batch) for batch in fed] == [16, 16, 16, 16, 6]

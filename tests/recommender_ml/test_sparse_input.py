@@ -194,3 +194,20 @@ def test_a_top_k_path_is_exported_and_served_without_a_dense_kernel(ratings) -> 
     )
     one = sp.csr_matrix(ratings[3])
     np.testing.assert_allclose(served.rank_scores(one), VAERecommender(dense).rank_scores(one), rtol=1e-5, atol=1e-6)
+
+
+def test_training_where_keras_sees_a_gpu_keeps_the_sparse_steps_out_of_xla(ratings, monkeypatch) -> None:
+    """Keras compiles the steps with XLA when it finds a GPU, and XLA cannot compile the sparse steps (a batch's
+    number of ratings and movies varies). Keras is made to see a GPU here: XLA still runs on the CPU, so the
+    training fails if the sparse steps are handed to it."""
+    import types
+
+    tf = pytest.importorskip("tensorflow")
+    real = tf.config.list_physical_devices
+    gpu = types.SimpleNamespace(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda device_type=None: [*real(device_type), *([gpu] * (not device_type))]
+    )
+    result = vae.train(ratings, tiny("default", max_epochs=1, rating_max_epochs=1))
+    assert len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"]).all()
+    assert len(result.history["rating_loss"]) == 1

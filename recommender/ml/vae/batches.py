@@ -41,14 +41,16 @@ class RowBatchDataset(keras.utils.PyDataset):
         Keras builds a new iterator every epoch (and every validation), and tearing down an autotuned one waits for
         its tuning thread's next wake-up, which backs off towards a minute: at ML-25M's width one epoch in two
         stalled about 20 s after its last step. A batch takes milliseconds to build, so one prefetched is enough.
-        The shuffle for the next epoch runs once the last batch has been handed out, as Keras' ``on_epoch_end``.
+        The dataset does not reshuffle: :class:`ReshuffleEachEpoch` does, from the training loop's thread. Done by the
+        generator, the shuffle would race the iterator Keras builds for the next epoch. Keras also reshuffled once
+        before the first epoch and took the batches in a random order: a seeded training is as reproducible as
+        before, but not the same run as one made before this change.
         """
         import tensorflow as tf
 
         def epoch() -> Any:
             for index in range(len(self)):
                 yield self[index]
-            self.on_epoch_end()
 
         signature = tf.nest.map_structure(_any_batch_size, self[0])
         options = tf.data.Options()
@@ -56,6 +58,17 @@ class RowBatchDataset(keras.utils.PyDataset):
         batches = tf.data.Dataset.from_generator(epoch, output_signature=signature)
         batches = batches.apply(tf.data.experimental.assert_cardinality(len(self)))
         return batches.prefetch(1).with_options(options)
+
+
+class ReshuffleEachEpoch(keras.callbacks.Callback):
+    """New random batches of users for every epoch (``RowBatchDataset.on_epoch_end``) once an epoch has ended."""
+
+    def __init__(self, batches: RowBatchDataset) -> None:
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.batches.on_epoch_end()
 
 
 def _any_batch_size(value: Any) -> Any:

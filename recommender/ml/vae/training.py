@@ -21,7 +21,7 @@ from recommender.ml.baselines import BiasRatingModel
 from recommender.ml.evaluation import rating_scale, score_holdout
 from recommender.ml.inference import VAERecommender
 from recommender.ml.similarity import similar_items_table
-from recommender.ml.vae.batches import RowBatchDataset
+from recommender.ml.vae.batches import ReshuffleEachEpoch, RowBatchDataset
 from recommender.ml.vae.calibration import _calibrate_item_item, _item_item_weights
 from recommender.ml.vae.callbacks import BestEpochStopping, EpochTimer, OptimizerCatchUp, PriorRefresh
 from recommender.ml.vae.config import PRESETS, VAEConfig, _normalized_stars
@@ -203,14 +203,21 @@ def _fit_ranking_phase(
 ) -> dict[str, list[float]]:
     """The first phase (the only one unless two_phase), early-stopped per ``early_stopping``, best epoch kept."""
     model.phase = TrainingPhase.RANKING if config.two_phase else TrainingPhase.JOINT
-    model.compile(optimizer=_optimizer(config, config.learning_rate))
+    _compile(model, config, _optimizer(config, config.learning_rate))
     early_stopping = _early_stopping(config, prepared)
     history = model.fit(
         prepared.train_batches.as_tf_dataset(),
         validation_data=prepared.validation_batches.as_tf_dataset(),
-        shuffle=False,  # the batches shuffle themselves each epoch
+        shuffle=False,  # ReshuffleEachEpoch does
         epochs=config.max_epochs,
-        callbacks=[OptimizerCatchUp(), PriorRefresh(), early_stopping, EpochTimer(), *callbacks],
+        callbacks=[
+            ReshuffleEachEpoch(prepared.train_batches),
+            OptimizerCatchUp(),
+            PriorRefresh(),
+            early_stopping,
+            EpochTimer(),
+            *callbacks,
+        ],
         verbose=verbose,
     )
     history_dict = {name: [float(value) for value in values] for name, values in history.history.items()}
@@ -218,6 +225,12 @@ def _fit_ranking_phase(
         history_dict["initial_val_ndcg@100"] = [early_stopping.initial_score]
         history_dict["best_epoch"] = [float(early_stopping.best_epoch)]
     return history_dict
+
+
+def _compile(model: RecommenderVAE, config: VAEConfig, optimizer: keras.optimizers.Optimizer) -> None:
+    """XLA, which Keras turns on wherever a GPU is present, needs shapes known when it compiles: the sparse steps'
+    batches hold a different number of ratings and movies each time, so they run as plain TensorFlow graphs."""
+    model.compile(optimizer=optimizer, jit_compile=False if config.sparse_input else "auto")
 
 
 def _optimizer(config: VAEConfig, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -251,7 +264,7 @@ def _train_rating_residual(
     """Second phase: the rating residual alone, best validation RMSE kept (the start is bias-only)."""
     validation_inputs, validation_targets = prepared.validation_inputs, prepared.validation_targets
     model.phase = TrainingPhase.RATING
-    model.compile(optimizer=_optimizer(config, config.rating_learning_rate or config.learning_rate))
+    _compile(model, config, _optimizer(config, config.rating_learning_rate or config.learning_rate))
     scale = 4.0 if config.normalization == "report-2025" else data.RATING_MAX - data.RATING_MIN
     rating_layer = model.decoder.get_layer("rating")
     stopping = BestEpochStopping(
@@ -272,7 +285,7 @@ def _train_rating_residual(
         validation_data=validation_batches.as_tf_dataset(),
         shuffle=False,
         epochs=config.rating_max_epochs if config.rating_max_epochs is not None else config.max_epochs,
-        callbacks=[stopping, EpochTimer()],
+        callbacks=[ReshuffleEachEpoch(prepared.train_batches), stopping, EpochTimer()],
         verbose=verbose,
     )
     logs = history.history
