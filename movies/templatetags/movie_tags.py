@@ -5,6 +5,7 @@ from django.utils.safestring import mark_safe
 
 from movies.models import RATING_SCORES
 from movies.selectors import damped_score, rating_prior
+from mynextmovie_site.routes import cached_reverse
 
 register = template.Library()
 
@@ -69,6 +70,55 @@ def rating_form(context, movie, scores=None, target=None, form_id=None):
         "request": request,
         "csrf_token": context.get("csrf_token"),
     }
+
+
+# A card's buttons: (route, button); the button's {pk} and {title} are filled in, escaped.
+_CARD_ACTIONS = {
+    True: [  # onboarding
+        (
+            "movies:onboarding_skip",
+            (
+                '<button type="submit" class="link-button" data-testid="skip-{pk}">Haven\'t seen it'
+                '<span class="visually-hidden">: {title}</span></button>'
+            ),
+        )
+    ],
+    False: [
+        ("movies:watchlist_toggle", '<button type="submit" class="link-button">+ Watchlist</button>'),
+        (
+            "movies:not_interested",
+            '<button type="submit" class="link-button" data-testid="not-interested-{pk}">Not interested</button>',
+        ),
+    ],
+}
+
+
+@register.simple_tag(takes_context=True)
+def card_actions(context, movie, target, onboarding=False) -> str:
+    """A member's buttons under a card, each a small form htmx posts to refresh `target`: "Haven't seen it" while
+    onboarding, else "+ Watchlist" and "Not interested". Built as one string like the star radios: as template
+    markup the three forms took about a sixth of the recommendations page's template time."""
+    request = context["request"]
+    token = context.get("csrf_token")
+    csrf = (
+        f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(token)}">'
+        if token and token != "NOTPROVIDED"
+        else ""
+    )
+    hidden = (
+        f'{csrf}<input type="hidden" name="movie" value="{int(movie.pk)}">'
+        f'<input type="hidden" name="next" value="{escape(request.get_full_path())}">'
+    )
+    target = escape(target or "")
+    forms = []
+    for route, button in _CARD_ACTIONS[bool(onboarding)]:
+        action = escape(cached_reverse(route))
+        forms.append(
+            f'<form method="post" action="{action}" hx-post="{action}" hx-target="{target}" hx-select="{target}"'
+            f' hx-swap="outerHTML" hx-select-oob="#messages">{hidden}'
+            f"{button.format(pk=int(movie.pk), title=escape(movie.title))}</form>"
+        )
+    return mark_safe(f'<div class="card-actions">{"".join(forms)}</div>')
 
 
 @register.filter
