@@ -19,7 +19,9 @@ CARD_ACTIONS = Template("{% load movie_tags %}{% card_actions movie target onboa
 def _render(movie, target: str, onboarding: bool, path: str = "/?show=8&x=<b>") -> str:
     request = RequestFactory().get(path)
     return CARD_ACTIONS.render(
-        Context({"request": request, "csrf_token": "tok<en>", "movie": movie, "target": target, "onboarding": onboarding})
+        Context(
+            {"request": request, "csrf_token": "tok<en>", "movie": movie, "target": target, "onboarding": onboarding}
+        )
     )
 
 
