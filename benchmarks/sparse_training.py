@@ -11,7 +11,8 @@ child process of its own (so that each peak resident memory is that path's alone
 ``model.fit`` over the training users and, for ``RowSparseAdam``, the catch-up it pays once an epoch; no
 validation pass). Reports seconds per epoch, the ratio and peaks.
 
-Paths: ``dense`` is the code before issue 15 (a densified input batch, Keras' Adam); ``sparse-keras-adam`` the
+Paths: ``dense`` is the input of the code before issue 15 (a densified input batch, Keras' Adam; the batches come
+through the same tf.data pipeline as the other paths'); ``sparse-keras-adam`` the
 sparse input with Keras' Adam (which rewrites every row of the input kernels each step); ``sparse`` the product
 (sparse input, ``RowSparseAdam``: only the rows a batch touched, fused Adam for the dense weights).
 """

@@ -1,13 +1,12 @@
 """The activation benchmark at a tiny size, so it cannot rot: seeded retrainings, a broken candidate, the decisions."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import PROJECT_ROOT, TINY
+from tests.benchmarks.scripts import run_for_json
+from tests.conftest import TINY
 
 pytestmark = pytest.mark.benchmark_smoke
 
@@ -31,27 +30,11 @@ def test_activation_trials_keep_retrainings_and_refuse_shuffled_ratings(tmp_path
     write_u_data(tmp_path / "data")
     out = tmp_path / "out.json"
     overrides = json.dumps({**TINY, "max_epochs": 6, "min_user_ratings": 3})
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/activation_trials.py",
-            "--data",
-            str(tmp_path / "data"),
-            "--trials",
-            "2",
-            "--overrides",
-            overrides,
-            "--out",
-            str(out),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    report = run_for_json(
+        "benchmarks/activation_trials.py",
+        *("--data", str(tmp_path / "data"), "--trials", "2", "--overrides", overrides, "--out", str(out)),
+        out=out,
     )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    report = json.loads(out.read_text())
     assert report["users"] == 300 and 15 <= report["audit_users"] <= 45 and report["new_ratings"] > 0
     assert report["noise"]["pairs"] == 1 and report["noise"]["suggested_margin"] > 0
     decided = report["product_margin"]

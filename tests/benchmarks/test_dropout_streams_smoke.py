@@ -1,45 +1,24 @@
 """The dropout-stream benchmark at a tiny size, so it cannot rot: stream k changes the dropout masks and nothing else."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from tests.benchmarks.scripts import run_for_json
 from tests.benchmarks.test_activation_trials_smoke import write_u_data
-from tests.conftest import PROJECT_ROOT, TINY
+from tests.conftest import TINY
 
 pytestmark = pytest.mark.benchmark_smoke
 
 
 def _streams(data, out, **overrides) -> dict:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/ml/dropout_streams.py",
-            "--data",
-            str(data),
-            "--presets",
-            "default",
-            "--streams",
-            "0,1",
-            "--folds",
-            "3",
-            "--max-folds",
-            "1",
-            "--overrides",
-            json.dumps({**TINY, "encoder_units": [], "rating_max_epochs": 1, **overrides}),
-            "--json",
-            str(out),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    overrides = json.dumps({**TINY, "encoder_units": [], "rating_max_epochs": 1, **overrides})
+    return run_for_json(
+        "benchmarks/ml/dropout_streams.py",
+        *("--data", str(data), "--presets", "default", "--streams", "0,1", "--folds", "3", "--max-folds", "1"),
+        *("--overrides", overrides, "--json", str(out)),
+        out=out,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(out.read_text())
 
 
 def test_another_stream_changes_the_model_only_through_its_dropout_masks(tmp_path):

@@ -205,26 +205,39 @@ def _fit_ranking_phase(
     model.phase = TrainingPhase.RANKING if config.two_phase else TrainingPhase.JOINT
     _compile(model, config, _optimizer(config, config.learning_rate))
     early_stopping = _early_stopping(config, prepared)
-    history = model.fit(
-        prepared.train_batches.as_tf_dataset(),
-        validation_data=prepared.validation_batches.as_tf_dataset(),
-        shuffle=False,  # ReshuffleEachEpoch does
-        epochs=config.max_epochs,
-        callbacks=[
-            ReshuffleEachEpoch(prepared.train_batches),
-            OptimizerCatchUp(),
-            PriorRefresh(),
-            early_stopping,
-            EpochTimer(),
-            *callbacks,
-        ],
-        verbose=verbose,
+    history = _fit(
+        model,
+        prepared.train_batches,
+        prepared.validation_batches,
+        config.max_epochs,
+        [OptimizerCatchUp(), PriorRefresh(), early_stopping, EpochTimer(), *callbacks],
+        verbose,
     )
     history_dict = {name: [float(value) for value in values] for name, values in history.history.items()}
     if isinstance(early_stopping, BestEpochStopping):
         history_dict["initial_val_ndcg@100"] = [early_stopping.initial_score]
         history_dict["best_epoch"] = [float(early_stopping.best_epoch)]
     return history_dict
+
+
+def _fit(
+    model: RecommenderVAE,
+    train: RowBatchDataset,
+    validation: RowBatchDataset,
+    epochs: int,
+    callbacks: list[keras.callbacks.Callback],
+    verbose: int | str,
+) -> keras.callbacks.History:
+    """``model.fit`` on the batches' tf.data pipelines (``RowBatchDataset.as_tf_dataset``), with new random batches
+    of users for every epoch (``fit``'s own shuffle does not apply to a tf.data pipeline)."""
+    return model.fit(
+        train.as_tf_dataset(),
+        validation_data=validation.as_tf_dataset(),
+        shuffle=False,
+        epochs=epochs,
+        callbacks=[ReshuffleEachEpoch(train), *callbacks],
+        verbose=verbose,
+    )
 
 
 def _compile(model: RecommenderVAE, config: VAEConfig, optimizer: keras.optimizers.Optimizer) -> None:
@@ -280,14 +293,8 @@ def _train_rating_residual(
         ),
         sparse=config.sparse_input,
     )
-    history = model.fit(
-        prepared.train_batches.as_tf_dataset(),
-        validation_data=validation_batches.as_tf_dataset(),
-        shuffle=False,
-        epochs=config.rating_max_epochs if config.rating_max_epochs is not None else config.max_epochs,
-        callbacks=[ReshuffleEachEpoch(prepared.train_batches), stopping, EpochTimer()],
-        verbose=verbose,
-    )
+    epochs = config.rating_max_epochs if config.rating_max_epochs is not None else config.max_epochs
+    history = _fit(model, prepared.train_batches, validation_batches, epochs, [stopping, EpochTimer()], verbose)
     logs = history.history
     return {
         "rating_loss": [float(v) for v in logs.get("rating_loss", [])],
