@@ -190,10 +190,9 @@ def recommendations_for_ratings(
     if not known:
         return _popular_recommendations(limit, list(exclude))
     recommender = loaded.recommender
-    excluded_columns = {loaded.column_of[pk] for pk in exclude if pk in loaded.column_of}
-    # Ask for enough to fill `limit` after dropping excluded movies the model has not seen as rated.
-    candidates = recommender.recommend(known, n=limit + len(excluded_columns))
-    picked = [c for c in candidates if c.item not in excluded_columns][:limit]
+    # Rated movies the model does not know are not among its columns; the rest are left out by recommend().
+    excluded_columns = [loaded.column_of[pk] for pk in exclude_movie_ids if pk in loaded.column_of]
+    picked = recommender.recommend(known, n=limit, exclude_items=excluded_columns)
     liked = [column for column, score in known.items() if score >= LIKED_STARS]
     reasons = _because(recommender, [c.item for c in picked], liked)
     wanted = [int(loaded.movie_ids[c.item]) for c in picked] + [

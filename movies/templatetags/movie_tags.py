@@ -1,5 +1,6 @@
 from django import template
 from django.conf import settings
+from django.template.defaultfilters import floatformat
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
@@ -53,23 +54,69 @@ def _star_radios(*, movie_pk: int, prefix: str, own_score: float | None, submit_
     return mark_safe("".join(radios))
 
 
-@register.inclusion_tag("movies/_rating_form.html", takes_context=True)
-def rating_form(context, movie, scores=None, target=None, form_id=None):
+def _csrf_input(context) -> str:
+    """What ``{% csrf_token %}`` writes: the hidden token field, nothing where the page has no token."""
+    token = context.get("csrf_token")
+    if not token or token == "NOTPROVIDED":
+        return ""
+    return f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(token)}">'
+
+
+def _htmx_post(action: str, target: str, trigger: str = "") -> str:
+    """The attributes that make a form post with htmx and swap in ``target`` (and the messages) from the answer."""
+    trigger = f' hx-trigger="{trigger}"' if trigger else ""
+    return (
+        f' hx-post="{action}"{trigger} hx-target="{target}" hx-select="{target}" hx-swap="outerHTML"'
+        ' hx-select-oob="#messages"'
+    )
+
+
+@register.simple_tag(takes_context=True)
+def rating_form(context, movie, scores=None, target=None, form_id=None) -> str:
     """The half-star rating control for `movie` (a radio group, 0.5 to 5), the user's current rating from `scores`
     checked. `target` is the region htmx refreshes after a change; `form_id` tells apart two controls for one movie.
+
+    With htmx a change saves at once (the delay lets arrow keys walk the stars and saves only where they stop);
+    without JavaScript the <noscript> Save button posts the form. Built as one string like the radios inside it:
+    every card of a member's page has one, and as an included template it was the largest part of a card.
     """
     request = context.get("request")
     own_score = (scores or {}).get(movie.pk)
     prefix = _unique_prefix(request, movie, form_id)
-    return {
-        "movie": movie,
-        "own_score": own_score,
-        "target": target,
-        "prefix": prefix,
-        "radios": _star_radios(movie_pk=movie.pk, prefix=prefix, own_score=own_score, submit_on_change=not target),
-        "request": request,
-        "csrf_token": context.get("csrf_token"),
-    }
+    radios = _star_radios(movie_pk=movie.pk, prefix=prefix, own_score=own_score, submit_on_change=not target)
+    pk, title, prefix = int(movie.pk), escape(movie.title), escape(prefix)
+    target = escape(target) if target else ""
+    hidden = (
+        f'{_csrf_input(context)}<input type="hidden" name="movie" value="{pk}">'
+        f'<input type="hidden" name="next" value="{escape(request.get_full_path()) if request else ""}">'
+    )
+    rate = escape(cached_reverse("movies:rate"))
+    if own_score:
+        value = f"{floatformat(own_score, '-1')} / 5"
+        clear_button = (
+            f'<button type="submit" form="{prefix}-clear" class="link-button star-clear" data-testid="clear-{pk}">'
+            f'Clear<span class="visually-hidden"> my rating of {title}</span></button>'
+        )
+    else:
+        value, clear_button = "Not rated", ""
+    html = [
+        f'<div class="rating-control"><form class="rating-form" id="{prefix}" method="post" action="{rate}"'
+        f' data-testid="rating-{pk}"{_htmx_post(rate, target, "change delay:400ms, submit") if target else ""}>'
+        f'{hidden}<fieldset class="star-rating" data-testid="score-{pk}">'
+        f'<legend>Your rating<span class="visually-hidden"> of {title}</span></legend>'
+        f'<span class="star-radios">{radios}</span>'
+        f'<span class="star-value" data-testid="own-score-{pk}">{value}</span>{clear_button}</fieldset>'
+        f'<noscript><button type="submit" class="button small" data-testid="rate-{pk}">Save</button></noscript>'
+        "</form>"
+    ]
+    if own_score:
+        clear = escape(cached_reverse("movies:rating_delete"))
+        html.append(
+            f'<form id="{prefix}-clear" method="post" action="{clear}" hidden'
+            f'{_htmx_post(clear, target) if target else ""}>{hidden}</form>'
+        )
+    html.append("</div>")
+    return mark_safe("".join(html))
 
 
 # A card's buttons: (route, button); the button's {pk} and {title} are filled in, escaped.
@@ -99,14 +146,8 @@ def card_actions(context, movie, target, onboarding=False) -> str:
     onboarding, else "+ Watchlist" and "Not interested". Built as one string like the star radios: as template
     markup the three forms took about a sixth of the recommendations page's template time."""
     request = context["request"]
-    token = context.get("csrf_token")
-    csrf = (
-        f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(token)}">'
-        if token and token != "NOTPROVIDED"
-        else ""
-    )
     hidden = (
-        f'{csrf}<input type="hidden" name="movie" value="{int(movie.pk)}">'
+        f'{_csrf_input(context)}<input type="hidden" name="movie" value="{int(movie.pk)}">'
         f'<input type="hidden" name="next" value="{escape(request.get_full_path())}">'
     )
     target = escape(target or "")
@@ -114,8 +155,7 @@ def card_actions(context, movie, target, onboarding=False) -> str:
     for route, button in _CARD_ACTIONS[bool(onboarding)]:
         action = escape(cached_reverse(route))
         forms.append(
-            f'<form method="post" action="{action}" hx-post="{action}" hx-target="{target}" hx-select="{target}"'
-            f' hx-swap="outerHTML" hx-select-oob="#messages">{hidden}'
+            f'<form method="post" action="{action}"{_htmx_post(action, target)}>{hidden}'
             f"{button.format(pk=int(movie.pk), title=escape(movie.title))}</form>"
         )
     return mark_safe(f'<div class="card-actions">{"".join(forms)}</div>')

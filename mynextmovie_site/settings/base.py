@@ -72,8 +72,9 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
-            # {% url %} remembered (mynextmovie_site/routes.py): list pages reverse the same routes for every card.
-            "builtins": ["mynextmovie_site.routes"],
+            # {% url %} remembered (mynextmovie_site/routes.py): list pages reverse the same routes for every card;
+            # {% capture %} (mynextmovie_site/capture.py): the header renders each navigation once.
+            "builtins": ["mynextmovie_site.routes", "mynextmovie_site.capture"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",

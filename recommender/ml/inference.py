@@ -16,7 +16,7 @@ row (or a key of the dict), whatever the value.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -76,10 +76,18 @@ def channels_product(channels: list[sp.csr_matrix], kernel: np.ndarray | sp.csr_
 def as_rating_rows(ratings: UserRatings, n_items: int) -> sp.csr_matrix:
     """A CSR batch of star ratings from a sparse matrix, a dense array (0 = not rated) or a dict."""
     if isinstance(ratings, Mapping):
-        items = np.fromiter(ratings.keys(), dtype=np.int64, count=len(ratings))
+        # Straight to CSR with sorted columns (a dict has no duplicates): the COO detour cost a page request as much
+        # as the encoder's product.
+        items = np.fromiter(ratings.keys(), dtype=np.int32, count=len(ratings))
         stars = np.fromiter(ratings.values(), dtype=np.float32, count=len(ratings))
-        return sp.csr_matrix((stars, (np.zeros_like(items), items)), shape=(1, n_items))
-    if sp.issparse(ratings):
+        if len(items) and (items.min() < 0 or items.max() >= n_items):
+            raise ValueError(f"movie columns must lie in 0..{n_items - 1}")
+        order = np.argsort(items, kind="stable")
+        indptr = np.array([0, len(items)], dtype=np.int32)
+        return sp.csr_matrix((stars[order], items[order], indptr), shape=(1, n_items))
+    if isinstance(ratings, sp.csr_matrix) and ratings.dtype == np.float32:
+        rows = ratings
+    elif sp.issparse(ratings):
         rows = sp.csr_matrix(ratings, dtype=np.float32)
     else:
         rows = sp.csr_matrix(np.atleast_2d(np.asarray(ratings, dtype=np.float32)))
@@ -238,8 +246,9 @@ class VAERecommender:
 
     def _decoded(self, ratings: UserRatings) -> _Decoded:
         """The users' rows (stars and normalised) and the decoder's last hidden layer, shared by both heads."""
-        rows = sp.csr_matrix(as_rating_rows(ratings, self.n_items), dtype=np.float32)
-        rows.sort_indices()
+        rows = as_rating_rows(ratings, self.n_items)
+        if not rows.has_sorted_indices:
+            rows = rows.sorted_indices()  # a sorted copy: the caller's matrix stays as it was
         normalized = self._normalize(rows)
         hidden = self._encode(self._encoder_features(normalized, stars=rows))
         for index in range(self.metadata["n_decoder_layers"]):
@@ -306,25 +315,37 @@ class VAERecommender:
     def predict_ratings(self, fold_in: sp.spmatrix) -> np.ndarray | None:
         return self.forward(fold_in)[1]
 
-    def recommend(self, ratings: UserRatings, n: int = 10, exclude_rated_items: bool = True) -> list[Recommendation]:
-        """Top-``n`` movies for one user, best first; rated movies are skipped by default."""
+    def recommend(
+        self,
+        ratings: UserRatings,
+        n: int = 10,
+        exclude_rated_items: bool = True,
+        exclude_items: Collection[int] = (),
+    ) -> list[Recommendation]:
+        """Top-``n`` movies for one user, best first; rated movies are skipped by default, ``exclude_items`` (columns:
+        the watchlist, "not interested") always. Fewer than ``n`` only when the catalogue runs out."""
         rows = as_rating_rows(ratings, self.n_items)
         if rows.shape[0] != 1:
             raise ValueError("recommend() takes one user's ratings")
         decoded = self._decoded(rows)
         scores = self._ranking_scores(decoded) if self.has_ranking_head else self._predicted_stars(decoded)
+        scores = np.array(scores[0], dtype=np.float64 if scores.dtype == np.float64 else np.float32)
+        left_out = np.zeros(self.n_items, dtype=bool)
         if exclude_rated_items:
-            scores = exclude_rated(scores, rows)
-        n = min(n, self.n_items - (rows.nnz if exclude_rated_items else 0))
+            left_out[rows.indices] = True
+        if len(exclude_items):
+            left_out[np.fromiter(exclude_items, dtype=np.int64, count=len(exclude_items))] = True
+        scores[left_out] = -np.inf
+        n = min(n, self.n_items - int(left_out.sum()))
         if n <= 0:
             return []
-        best = top_n_indices(scores[0], n)
+        best = top_n_indices(scores, n)
         # The stars of the shown movies only: the whole row would be a second catalogue-wide product per page.
         stars = self._predicted_stars(decoded, columns=best)
         return [
             Recommendation(
                 item=int(item),
-                score=float(scores[0, item]),
+                score=float(scores[item]),
                 predicted_rating=None if stars is None else float(stars[0, position]),
             )
             for position, item in enumerate(best)

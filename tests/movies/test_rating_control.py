@@ -199,6 +199,27 @@ def test_radio_ids_are_unique_even_when_a_movie_is_shown_twice(client, member, m
         assert [i for i, n in Counter(controls(page).ids).items() if n > 1] == []
 
 
+def test_the_control_escapes_what_it_shows_and_carries_the_csrf_token(member):
+    # Built as one string (movie_tags.rating_form), so nothing is escaped for it: every outside value is checked.
+    film = MovieFactory(title='<script>x</script> & "Co"')
+    request = RequestFactory().get("/?show=8&x=<b>")
+    request.user = member
+    template = Template("{% load movie_tags %}{% rating_form movie scores target %}")
+    context = {"movie": film, "scores": {film.pk: 4.5}, "target": '#a"', "request": request, "csrf_token": "t<k>"}
+    html = template.render(Context(context))
+    assert "<script>" not in html and html.count("&lt;script&gt;x&lt;/script&gt; &amp; &quot;Co&quot;") == 2
+    assert html.count('<input type="hidden" name="csrfmiddlewaretoken" value="t&lt;k&gt;">') == 2  # rate, clear
+    assert html.count('<input type="hidden" name="next" value="/?show=8&amp;x=%3Cb%3E">') == 2
+    assert html.count('hx-target="#a&quot;" hx-select="#a&quot;"') == 2
+    assert '<span class="star-value" data-testid="own-score-%d">4.5 / 5</span>' % film.pk in html
+    (form,) = controls(html).forms
+    assert form["attrs"]["hx-target"] == '#a"' and form["legend"] == f"Your rating of {film.title}"
+
+    without_token = template.render(Context({**context, "csrf_token": None, "scores": {}}))
+    assert "csrfmiddlewaretoken" not in without_token and "Not rated" in without_token
+    assert "star-clear" not in without_token and "-clear" not in without_token
+
+
 def test_ids_stay_the_same_between_renders_so_htmx_keeps_the_focus(client, member, movies):
     first = controls(client.get(reverse("movies:catalogue")).text).ids
     assert first == controls(client.get(reverse("movies:catalogue")).text).ids

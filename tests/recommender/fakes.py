@@ -18,8 +18,9 @@ class FakeRecommender:
         if table is not None:
             self.weights["similar_items_neighbours"], self.weights["similar_items_scores"] = table
 
-    def recommend(self, ratings, n=10, exclude_rated_items=True):
-        order = [int(i) for i in np.argsort(-self.scores, kind="stable") if not (exclude_rated_items and i in ratings)]
+    def recommend(self, ratings, n=10, exclude_rated_items=True, exclude_items=()):
+        left_out = {*(ratings if exclude_rated_items else ()), *exclude_items}
+        order = [int(i) for i in np.argsort(-self.scores, kind="stable") if i not in left_out]
         return [
             Recommendation(item=i, score=float(self.scores[i]), predicted_rating=float(self.stars[i]))
             for i in order[:n]

@@ -86,6 +86,29 @@ def test_recommend_excludes_rated_sorts_and_clips(recommender: VAERecommender) -
     assert 0 in [r.item for r in recommender.recommend({0: 4.0}, n=N_ITEMS, exclude_rated_items=False)]
 
 
+def test_recommend_leaves_out_the_columns_asked_and_still_fills_the_list(recommender: VAERecommender) -> None:
+    # The watchlist and "not interested" reach recommend() as columns: the list is filled past them.
+    ratings = {0: 4.0}
+    full = [r.item for r in recommender.recommend(ratings, n=N_ITEMS)]
+    dropped = full[:2]
+    kept = recommender.recommend(ratings, n=2, exclude_items=dropped)
+    assert [r.item for r in kept] == full[2:4]
+    assert [r.item for r in recommender.recommend(ratings, n=N_ITEMS, exclude_items=[0, *dropped])] == full[2:]
+    unrated = recommender.recommend(ratings, n=N_ITEMS, exclude_rated_items=False, exclude_items=dropped)
+    assert 0 in [r.item for r in unrated] and not set(dropped) & {r.item for r in unrated}
+    assert recommender.recommend(ratings, n=3, exclude_items=range(1, N_ITEMS)) == []
+
+
+def test_a_dict_of_ratings_in_any_order_is_one_sorted_row_and_bad_columns_are_refused() -> None:
+    rows = as_rating_rows({4: 2.0, 1: 4.5, 3: 0.5}, N_ITEMS)
+    assert rows.shape == (1, N_ITEMS) and rows.has_sorted_indices
+    np.testing.assert_array_equal(rows.toarray(), [[0, 4.5, 0, 0.5, 2.0, 0]])
+    assert as_rating_rows({}, N_ITEMS).nnz == 0
+    for bad in ({N_ITEMS: 3.0}, {-1: 3.0}):
+        with pytest.raises(ValueError, match="movie columns"):
+            as_rating_rows(bad, N_ITEMS)
+
+
 def _variant(name: str) -> VAERecommender:
     weights = hand_made_weights(seed=3)
     metadata = json.loads(str(weights["metadata"]))

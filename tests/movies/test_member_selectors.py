@@ -1,0 +1,42 @@
+"""The reads every member page makes (movies.selectors): written as SQL, so checked on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from movies.models import NotInterested, WatchlistItem
+from movies.selectors import excluded_from_recommendations, user_rating_scores
+from tests.accounts.factories import UserFactory
+from tests.movies.factories import MovieFactory, RatingFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_members_ratings_are_theirs_only_as_float_stars_in_one_query() -> None:
+    member, other = UserFactory(), UserFactory()
+    alien, heat, up = MovieFactory(), MovieFactory(), MovieFactory()
+    RatingFactory(user=member, movie=alien, score=0.5)
+    RatingFactory(user=member, movie=heat, score=4.0)
+    RatingFactory(user=other, movie=up, score=5.0)
+    with CaptureQueriesContext(connection) as queries:
+        scores = user_rating_scores(user=member)
+    assert scores == {alien.pk: 0.5, heat.pk: 4.0} and len(queries) == 1
+    assert all(type(movie) is int and type(stars) is float for movie, stars in scores.items())
+    assert user_rating_scores(user=UserFactory()) == {}
+
+
+def test_the_exclusions_are_the_watchlist_and_not_interested_of_the_member_only() -> None:
+    member, other = UserFactory(), UserFactory()
+    listed, hidden, both, elsewhere = (MovieFactory() for _ in range(4))
+    WatchlistItem.objects.create(user=member, movie=listed)
+    WatchlistItem.objects.create(user=member, movie=both)
+    NotInterested.objects.create(user=member, movie=hidden)
+    NotInterested.objects.create(user=member, movie=both)
+    WatchlistItem.objects.create(user=other, movie=elsewhere)
+    NotInterested.objects.create(user=other, movie=elsewhere)
+    with CaptureQueriesContext(connection) as queries:
+        excluded = excluded_from_recommendations(user=member)
+    assert excluded == {listed.pk, hidden.pk, both.pk} and len(queries) == 1
+    assert excluded_from_recommendations(user=UserFactory()) == set()
