@@ -100,20 +100,22 @@ def rating_form(context, movie, scores=None, target=None, form_id=None) -> str:
     else:
         value, clear_button = "Not rated", ""
     html = [
-        f'<div class="rating-control"><form class="rating-form" id="{prefix}" method="post" action="{rate}"'
-        f' data-testid="rating-{pk}"{_htmx_post(rate, target, "change delay:400ms, submit") if target else ""}>'
-        f'{hidden}<fieldset class="star-rating" data-testid="score-{pk}">'
-        f'<legend>Your rating<span class="visually-hidden"> of {title}</span></legend>'
-        f'<span class="star-radios">{radios}</span>'
-        f'<span class="star-value" data-testid="own-score-{pk}">{value}</span>{clear_button}</fieldset>'
-        f'<noscript><button type="submit" class="button small" data-testid="rate-{pk}">Save</button></noscript>'
-        "</form>"
+        (
+            f'<div class="rating-control"><form class="rating-form" id="{prefix}" method="post" action="{rate}"'
+            f' data-testid="rating-{pk}"{_htmx_post(rate, target, "change delay:400ms, submit") if target else ""}>'
+            f'{hidden}<fieldset class="star-rating" data-testid="score-{pk}">'
+            f'<legend>Your rating<span class="visually-hidden"> of {title}</span></legend>'
+            f'<span class="star-radios">{radios}</span>'
+            f'<span class="star-value" data-testid="own-score-{pk}">{value}</span>{clear_button}</fieldset>'
+            f'<noscript><button type="submit" class="button small" data-testid="rate-{pk}">Save</button></noscript>'
+            "</form>"
+        )
     ]
     if own_score:
         clear = escape(cached_reverse("movies:rating_delete"))
         html.append(
             f'<form id="{prefix}-clear" method="post" action="{clear}" hidden'
-            f'{_htmx_post(clear, target) if target else ""}>{hidden}</form>'
+            f"{_htmx_post(clear, target) if target else ''}>{hidden}</form>"
         )
     html.append("</div>")
     return mark_safe("".join(html))

@@ -211,7 +211,7 @@ def test_the_control_escapes_what_it_shows_and_carries_the_csrf_token(member):
     assert html.count('<input type="hidden" name="csrfmiddlewaretoken" value="t&lt;k&gt;">') == 2  # rate, clear
     assert html.count('<input type="hidden" name="next" value="/?show=8&amp;x=%3Cb%3E">') == 2
     assert html.count('hx-target="#a&quot;" hx-select="#a&quot;"') == 2
-    assert '<span class="star-value" data-testid="own-score-%d">4.5 / 5</span>' % film.pk in html
+    assert f'<span class="star-value" data-testid="own-score-{film.pk}">4.5 / 5</span>' in html
     (form,) = controls(html).forms
     assert form["attrs"]["hx-target"] == '#a"' and form["legend"] == f"Your rating of {film.title}"
 
