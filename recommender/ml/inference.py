@@ -76,8 +76,8 @@ def channels_product(channels: list[sp.csr_matrix], kernel: np.ndarray | sp.csr_
 def as_rating_rows(ratings: UserRatings, n_items: int) -> sp.csr_matrix:
     """A CSR batch of star ratings from a sparse matrix, a dense array (0 = not rated) or a dict."""
     if isinstance(ratings, Mapping):
-        # Straight to CSR with sorted columns (a dict has no duplicates): the COO detour cost a page request as much
-        # as the encoder's product.
+        # Straight to CSR with sorted columns (a dict has no duplicates), without SciPy's COO conversion: one user's
+        # row is built on every recommendations page.
         items = np.fromiter(ratings.keys(), dtype=np.int32, count=len(ratings))
         stars = np.fromiter(ratings.values(), dtype=np.float32, count=len(ratings))
         if len(items) and (items.min() < 0 or items.max() >= n_items):
