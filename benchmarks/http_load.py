@@ -19,6 +19,8 @@ loads each page in turn with wrk (closed loop, --connections connections for --d
 - "guest genre page": `/top/?genre=<Drama>`;
 - "recommendations": `/` with the session cookie, the personal recommendations page (NumPy inference);
 - "movie page (guest)" and "(member)": the most rated movie's page, without and with the session cookie;
+- "catalogue (member)": `/movies/` with the session cookie, 24 cards with their rating controls;
+- "my ratings": `/me/ratings/`, the first page of the member's ratings;
 - "static file": the stylesheet, served by WhiteNoise from the same workers: the stack's floor.
 
 Guest pages come from Django's cache after their first request (movies/page_cache.py), as in production.
@@ -322,6 +324,9 @@ def run(
         "recommendations": ("/", site["cookie"]),
         "movie page (guest)": (f"/movies/{site['movie_id']}/", None),
         "movie page (member)": (f"/movies/{site['movie_id']}/", site["cookie"]),
+        # The member pages with the most on them: 24 cards with rating controls, a page of the member's ratings.
+        "catalogue (member)": ("/movies/", site["cookie"]),
+        "my ratings": ("/me/ratings/", site["cookie"]),
     }
 
     port = free_port()

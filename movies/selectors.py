@@ -117,20 +117,23 @@ def movie_search(
         movies = movies.filter(year=year)
     elif decade:
         movies = movies.filter(year__gte=decade, year__lt=decade + 10)
-    return movies.order_by(*SORTS.get(sort, SORTS["popular"])).prefetch_related("genres")
+    return _for_cards(movies.order_by(*SORTS.get(sort, SORTS["popular"])))
 
 
-def movies_for_cards(*, movie_ids: Sequence[int]) -> dict[int, Movie]:
-    """{pk: movie} for the given movies' cards (movies/_movie_card.html).
+def _for_cards(movies: QuerySet[Movie]) -> QuerySet[Movie]:
+    """Movies shown as cards (movies/_movie_card.html), their genres prefetched only where the cards need them.
 
     A card shows its genres only in its cached head: with the card cache on (CARD_CACHE_SECONDS), a cached head
     reads none, so they are read where a head is rendered (one small query per uncached card, at most once per
     movie and CARD_CACHE_SECONDS) instead of prefetched for every request; with the cache off, prefetched.
     """
-    movies = Movie.objects.order_by()  # a dict: the model's default ordering would only cost a sort
-    if settings.CARD_CACHE_SECONDS <= 0:
-        movies = movies.prefetch_related("genres")
-    return movies.in_bulk(list(movie_ids))
+    return movies.prefetch_related("genres") if settings.CARD_CACHE_SECONDS <= 0 else movies
+
+
+def movies_for_cards(*, movie_ids: Sequence[int]) -> dict[int, Movie]:
+    """{pk: movie} for the given movies' cards."""
+    # A dict: the model's default ordering would only cost a sort.
+    return _for_cards(Movie.objects.order_by()).in_bulk(list(movie_ids))
 
 
 def popular_movies(
@@ -145,11 +148,8 @@ def popular_movies(
     movies = Movie.objects.filter(rating_count__gte=settings.RECOMMENDER_POPULAR_MIN_RATINGS)
     if genre_id is not None:
         movies = movies.filter(genres=genre_id)
-    return (
-        with_damped_score(movies.exclude(pk__in=list(exclude_movie_ids)))
-        .order_by("-damped_mean", "-rating_count", "pk")
-        .prefetch_related("genres")[:limit]
-    )
+    movies = with_damped_score(movies.exclude(pk__in=list(exclude_movie_ids)))
+    return _for_cards(movies.order_by("-damped_mean", "-rating_count", "pk"))[:limit]
 
 
 def rating_distribution(*, movie: Movie) -> list[tuple[float, int]]:
@@ -179,9 +179,8 @@ def user_rating_of(*, user, movie: Movie) -> Rating | None:
 
 
 def user_ratings(*, user) -> QuerySet[Rating]:
-    return (
-        Rating.objects.filter(user=user).select_related("movie").prefetch_related("movie__genres").order_by("-rated_at")
-    )
+    """The user's ratings, newest first, with their movies (the "My ratings" page shows titles, not genres)."""
+    return Rating.objects.filter(user=user).select_related("movie").order_by("-rated_at")
 
 
 def _movie_rows_of_user(model: type[Model], columns: Sequence[str]) -> str:
@@ -209,9 +208,12 @@ def user_rating_scores(*, user) -> dict[int, float]:
 
 def user_scores(*, user, movie_ids) -> dict[int, float]:
     """{movie id: the user's stars} for the movies on a page, in one query."""
-    if not user.is_authenticated:
+    movie_ids = [int(pk) for pk in movie_ids]
+    if not user.is_authenticated or not movie_ids:
         return {}
-    return dict(Rating.objects.filter(user=user, movie_id__in=list(movie_ids)).values_list("movie_id", "score"))
+    movie_column = connection.ops.quote_name(Rating._meta.get_field("movie").column)
+    sql = f"{_movie_rows_of_user(Rating, ('movie', 'score'))} AND {movie_column} IN ({', '.join(['%s'] * len(movie_ids))})"
+    return dict(_fetch_all(sql, [user.pk, *movie_ids]))
 
 
 def user_rating_summary(*, user) -> dict:

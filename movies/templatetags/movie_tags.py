@@ -1,6 +1,5 @@
 from django import template
 from django.conf import settings
-from django.template.defaultfilters import floatformat
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
@@ -62,6 +61,22 @@ def _csrf_input(context) -> str:
     return f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(token)}">'
 
 
+def _movie_fields(context, movie_pk: int) -> str:
+    """The hidden fields of a member's form about one movie: the CSRF token, the movie and the page to come back to.
+
+    The token and the page are the same for every form of a page (two or three per card): made once per request."""
+    request = context.get("request")
+    token = context.get("csrf_token")
+    shared = getattr(request, "_movie_form_fields", {})
+    if token not in shared:
+        next_path = escape(request.get_full_path()) if request is not None else ""
+        shared[token] = (_csrf_input(context), f'<input type="hidden" name="next" value="{next_path}">')
+        if request is not None:
+            request._movie_form_fields = shared
+    csrf, next_field = shared[token]
+    return f'{csrf}<input type="hidden" name="movie" value="{int(movie_pk)}">{next_field}'
+
+
 def _htmx_post(action: str, target: str, trigger: str = "") -> str:
     """The attributes that make a form post with htmx and swap in ``target`` (and the messages) from the answer."""
     trigger = f' hx-trigger="{trigger}"' if trigger else ""
@@ -86,13 +101,10 @@ def rating_form(context, movie, scores=None, target=None, form_id=None) -> str:
     radios = _star_radios(movie_pk=movie.pk, prefix=prefix, own_score=own_score, submit_on_change=not target)
     pk, title, prefix = int(movie.pk), escape(movie.title), escape(prefix)
     target = escape(target) if target else ""
-    hidden = (
-        f'{_csrf_input(context)}<input type="hidden" name="movie" value="{pk}">'
-        f'<input type="hidden" name="next" value="{escape(request.get_full_path()) if request else ""}">'
-    )
+    hidden = _movie_fields(context, pk)
     rate = escape(cached_reverse("movies:rate"))
     if own_score:
-        value = f"{floatformat(own_score, '-1')} / 5"
+        value = f"{own_score:g} / 5"  # a half step, written as the radios write it ("3.5", "4")
         clear_button = (
             f'<button type="submit" form="{prefix}-clear" class="link-button star-clear" data-testid="clear-{pk}">'
             f'Clear<span class="visually-hidden"> my rating of {title}</span></button>'
@@ -147,11 +159,7 @@ def card_actions(context, movie, target, onboarding=False) -> str:
     """A member's buttons under a card, each a small form htmx posts to refresh `target`: "Haven't seen it" while
     onboarding, else "+ Watchlist" and "Not interested". Built as one string like the star radios: as template
     markup the three forms took about a sixth of the recommendations page's template time."""
-    request = context["request"]
-    hidden = (
-        f'{_csrf_input(context)}<input type="hidden" name="movie" value="{int(movie.pk)}">'
-        f'<input type="hidden" name="next" value="{escape(request.get_full_path())}">'
-    )
+    hidden = _movie_fields(context, movie.pk)
     target = escape(target or "")
     forms = []
     for route, button in _CARD_ACTIONS[bool(onboarding)]:

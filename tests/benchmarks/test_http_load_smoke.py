@@ -31,6 +31,8 @@ def test_http_load_measures_every_page_without_errors(tmp_path):
         "recommendations",
         "movie page (guest)",
         "movie page (member)",
+        "catalogue (member)",
+        "my ratings",
     }
     for name, page in results["pages"].items():
         assert page["requests"] > 0, name

@@ -86,27 +86,72 @@ def test_a_movies_star_distribution_is_reused_until_its_statistics_change(client
     assert "2 ratings" in client.get(page).text
 
 
-def _genre_queries(movie_ids) -> tuple[dict, int]:
+def _genre_queries(read_cards) -> tuple[dict, int]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from movies.selectors import movies_for_cards
-
     with CaptureQueriesContext(connection) as queries:
-        movies = movies_for_cards(movie_ids=movie_ids)
-        names = {pk: [genre.name for genre in movie.genres.all()] for pk, movie in movies.items()}
+        movies = list(read_cards())
+        names = {movie.pk: [genre.name for genre in movie.genres.all()] for movie in movies}
     return names, sum("movies_genre" in q["sql"] for q in queries.captured_queries)
 
 
-def test_cards_movies_leave_their_genres_to_an_uncached_head(settings, catalogue):
+@pytest.mark.parametrize("selector", ["movies_for_cards", "movie_search", "popular_movies"])
+def test_cards_movies_leave_their_genres_to_an_uncached_head(settings, catalogue, selector):
     """With the card cache on, a cached head reads no genres: none are prefetched, and an uncached head reads its
-    own; with the cache off, every card's genres come in one query."""
+    own; with the cache off, every card's genres come in one query. The same for every list of cards."""
+    from movies import selectors
+
     movie, comedy = catalogue
     other = MovieFactory(title="Other")
     other.genres.add(comedy)
+    RatingFactory(movie=other, score=3.0)
+    movie_refresh_rating_stats()
+    read_cards = {
+        "movies_for_cards": lambda: selectors.movies_for_cards(movie_ids=[movie.pk, other.pk]).values(),
+        "movie_search": lambda: selectors.movie_search(),
+        "popular_movies": lambda: selectors.popular_movies(limit=5),
+    }[selector]
     settings.CARD_CACHE_SECONDS = 0
-    names, genre_queries = _genre_queries([movie.pk, other.pk])
+    names, genre_queries = _genre_queries(read_cards)
     assert names == {movie.pk: ["Drama"], other.pk: ["Comedy"]} and genre_queries == 1
     settings.CARD_CACHE_SECONDS = 60
-    names, genre_queries = _genre_queries([movie.pk, other.pk])
+    names, genre_queries = _genre_queries(read_cards)
     assert names == {movie.pk: ["Drama"], other.pk: ["Comedy"]} and genre_queries == 2  # read on demand, per card
+
+
+def test_my_ratings_page_reads_no_genres(client, catalogue):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    movie, _ = catalogue
+    member = UserFactory()
+    RatingFactory(user=member, movie=movie, score=2.5)
+    client.force_login(member)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("movies:my_ratings")).text
+    assert "Card Classic" in page and f'data-testid="own-score-{movie.pk}">2.5 / 5' in page
+    assert not any("movies_genre" in q["sql"] for q in queries.captured_queries)
+
+
+def _filters(page: str) -> str:
+    return page[page.index('<form method="get" class="filters"') : page.index("</form>", page.index('class="filters"'))]
+
+
+def test_the_catalogues_filter_form_is_cached_per_parameters_and_shows_what_was_asked(client, settings, catalogue):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, comedy = catalogue
+    settings.CARD_CACHE_SECONDS = 60
+    url = reverse("movies:catalogue")
+    first = _filters(client.get(url, {"genre": comedy.pk, "sort": "best"}).text)
+    with CaptureQueriesContext(connection) as queries:
+        again = _filters(client.get(url, {"genre": comedy.pk, "sort": "best"}).text)
+    assert again == first and f'<option value="{comedy.pk}" selected>Comedy</option>' in again
+    assert '<option value="best" selected>' in again
+    # The genre is validated (one query), the options are not read again to render the form.
+    assert sum("movies_genre" in q["sql"] for q in queries.captured_queries) == 1
+    other = _filters(client.get(url, {"q": "<b>classic", "year": "1870x"}).text)
+    assert 'value="&lt;b&gt;classic"' in other and " selected>" not in other.replace('value="" selected>', "")
+    assert "Enter a whole number." in other and "Enter a whole number." not in first

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from movies.models import NotInterested, WatchlistItem
-from movies.selectors import excluded_from_recommendations, user_rating_scores
+from movies.selectors import excluded_from_recommendations, user_rating_scores, user_scores
 from tests.accounts.factories import UserFactory
 from tests.movies.factories import MovieFactory, RatingFactory
 
@@ -40,3 +41,19 @@ def test_the_exclusions_are_the_watchlist_and_not_interested_of_the_member_only(
         excluded = excluded_from_recommendations(user=member)
     assert excluded == {listed.pk, hidden.pk, both.pk} and len(queries) == 1
     assert excluded_from_recommendations(user=UserFactory()) == set()
+
+
+def test_a_pages_scores_are_the_members_own_for_the_movies_asked_only() -> None:
+    member, other = UserFactory(), UserFactory()
+    alien, heat, up = MovieFactory(), MovieFactory(), MovieFactory()
+    RatingFactory(user=member, movie=alien, score=3.5)
+    RatingFactory(user=member, movie=up, score=1.0)
+    RatingFactory(user=other, movie=heat, score=5.0)
+    with CaptureQueriesContext(connection) as queries:
+        scores = user_scores(user=member, movie_ids=[alien.pk, heat.pk])
+    assert scores == {alien.pk: 3.5} and len(queries) == 1
+    with CaptureQueriesContext(connection) as queries:
+        assert (
+            user_scores(user=member, movie_ids=[]) == {} and user_scores(user=AnonymousUser(), movie_ids=[up.pk]) == {}
+        )
+    assert len(queries) == 0

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from recommender.ml import data
 from recommender.ml.vae.sparse import sparse_batch
@@ -46,7 +47,6 @@ class RowBatchDataset(keras.utils.PyDataset):
         before the first epoch and took the batches in a random order: a seeded training is as reproducible as
         before, but not the same run as one made before this change.
         """
-        import tensorflow as tf
 
         def epoch() -> Any:
             for index in range(len(self)):
@@ -73,8 +73,6 @@ class ReshuffleEachEpoch(keras.callbacks.Callback):
 
 def _any_batch_size(value: Any) -> Any:
     """The type spec of one batch's tensor with the number of users left open (the last batch is smaller)."""
-    import tensorflow as tf
-
     spec = tf.type_spec_from_value(tf.convert_to_tensor(value) if isinstance(value, np.ndarray) else value)
     shape = tf.TensorShape([None, *spec.shape[1:]])
     if isinstance(spec, tf.SparseTensorSpec):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import keras
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
@@ -34,8 +35,6 @@ def gather_rows(variable: Any, rows: Any) -> Any:
     once a variable has had a sparse update TensorFlow copies it on every whole read: two 118,094 x 600 kernels
     copied each training step at ML-25M's width, a fifth of the sparse step. Its ``tf.Variable`` gathers in place.
     """
-    import keras
-
     return tf.gather(variable.value if isinstance(variable, keras.Variable) else variable, rows)
 
 
@@ -84,8 +83,6 @@ def keep_entries(x: tf.SparseTensor, keep: Any) -> tf.SparseTensor:
 
 def drop_entries(x: tf.SparseTensor, rate: float, seed_generator: Any) -> tuple[tf.SparseTensor, Any]:
     """Denoising on entries: each rating hidden with probability ``rate``; returns (kept, keep flags)."""
-    import keras
-
     keep = keras.random.uniform(tf.shape(x.values), seed=seed_generator) >= rate
     return keep_entries(x, keep), keep
 
